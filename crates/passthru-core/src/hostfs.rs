@@ -1,0 +1,210 @@
+//! A read-only view of a host's files, rooted anywhere.
+//!
+//! Inventory readers never touch `std::fs` directly: they ask a [`HostFs`] for host-absolute
+//! paths such as `/sys/bus/pci/devices`. [`RealFs`] maps those onto a directory (`/` in
+//! production, a temp dir in tests, a mounted image with `--root`); a replayed snapshot
+//! implements the same trait from memory. Paths outside the root can never be reached, because
+//! symlinks are resolved lexically against the host-absolute path, not by the OS.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// The kind of a directory entry, as far as inventory readers care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link (not followed).
+    Symlink,
+    /// Anything else (sockets, devices, ...).
+    Other,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// File name.
+    pub name: String,
+    /// Kind, without following symlinks.
+    pub kind: EntryKind,
+}
+
+/// Read access to a host's files by host-absolute path (e.g. `/sys/class/iommu`).
+pub trait HostFs: Send + Sync {
+    /// Reads a whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Reads at most `limit` bytes of a file (config space, big binary files).
+    fn read_prefix(&self, path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+        let mut bytes = self.read(path)?;
+        bytes.truncate(limit);
+        Ok(bytes)
+    }
+
+    /// Reads a symlink's target without following it.
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf>;
+
+    /// Lists a directory, sorted by name.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<Entry>>;
+
+    /// The kind of `path` without following a final symlink; `None` if it does not exist.
+    fn kind(&self, path: &Path) -> Option<EntryKind>;
+
+    /// Whether `path` exists (a dangling symlink exists).
+    fn exists(&self, path: &Path) -> bool {
+        self.kind(path).is_some()
+    }
+
+    /// Reads a file as trimmed UTF-8 text (lossy: sysfs text is ASCII, garbage is reported by
+    /// the parser that consumes it).
+    fn read_text(&self, path: &Path) -> io::Result<String> {
+        let bytes = self.read(path)?;
+        Ok(String::from_utf8_lossy(&bytes).trim().to_owned())
+    }
+
+    /// Follows `path` if it is a symlink and returns the host-absolute target, resolved
+    /// lexically (`..` pops a component). Every directory above the link is assumed not to be
+    /// a symlink, which holds for the sysfs paths passthru resolves
+    /// (`/sys/bus/pci/devices/*`, `/sys/kernel/iommu_groups/*/devices/*`, `driver`).
+    fn resolve_link(&self, path: &Path) -> io::Result<PathBuf> {
+        let target = self.read_link(path)?;
+        let base = path.parent().unwrap_or(Path::new("/"));
+        Ok(normalize(&base.join(target)))
+    }
+}
+
+/// Lexically normalizes a host-absolute path: removes `.`, applies `..`, never rises above `/`.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+        }
+    }
+    out
+}
+
+/// The files of a real directory tree, seen as a host rooted at `root`.
+#[derive(Debug, Clone)]
+pub struct RealFs {
+    root: PathBuf,
+}
+
+impl RealFs {
+    /// A host rooted at `root` (`/` for the machine itself).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory this host is rooted at.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Maps a host-absolute path onto the real file system.
+    pub fn real_path(&self, path: &Path) -> PathBuf {
+        let relative = normalize(path);
+        let relative = relative.strip_prefix("/").unwrap_or(&relative);
+        if relative.as_os_str().is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(relative)
+        }
+    }
+}
+
+impl HostFs for RealFs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs_err::read(self.real_path(path))
+    }
+
+    fn read_prefix(&self, path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+        use std::io::Read;
+        let file = fs_err::File::open(self.real_path(path))?;
+        let mut bytes = Vec::with_capacity(limit.min(4096));
+        file.take(limit as u64).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        fs_err::read_link(self.real_path(path))
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        for entry in fs_err::read_dir(self.real_path(path))? {
+            let entry = entry?;
+            let kind = match entry.file_type() {
+                Ok(kind) if kind.is_symlink() => EntryKind::Symlink,
+                Ok(kind) if kind.is_dir() => EntryKind::Dir,
+                Ok(kind) if kind.is_file() => EntryKind::File,
+                _ => EntryKind::Other,
+            };
+            entries.push(Entry {
+                name: entry.file_name().to_string_lossy().into_owned(),
+                kind,
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    fn kind(&self, path: &Path) -> Option<EntryKind> {
+        let metadata = std::fs::symlink_metadata(self.real_path(path)).ok()?;
+        let kind = metadata.file_type();
+        Some(if kind.is_symlink() {
+            EntryKind::Symlink
+        } else if kind.is_dir() {
+            EntryKind::Dir
+        } else if kind.is_file() {
+            EntryKind::File
+        } else {
+            EntryKind::Other
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_never_escapes_the_root() {
+        assert_eq!(normalize(Path::new("/a/b/../../../c")), PathBuf::from("/c"));
+        assert_eq!(normalize(Path::new("/a/./b/")), PathBuf::from("/a/b"));
+    }
+
+    #[test]
+    fn resolves_sysfs_style_relative_links_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let devices = dir.path().join("sys/devices/pci0000:00/0000:00:01.0");
+        fs_err::create_dir_all(&devices).unwrap();
+        let bus = dir.path().join("sys/bus/pci/devices");
+        fs_err::create_dir_all(&bus).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(
+            "../../../devices/pci0000:00/0000:00:01.0",
+            bus.join("0000:00:01.0"),
+        )
+        .unwrap();
+        let host = RealFs::new(dir.path());
+        #[cfg(unix)]
+        {
+            let link = Path::new("/sys/bus/pci/devices/0000:00:01.0");
+            assert_eq!(host.kind(link), Some(EntryKind::Symlink));
+            assert_eq!(
+                host.resolve_link(link).unwrap(),
+                PathBuf::from("/sys/devices/pci0000:00/0000:00:01.0")
+            );
+        }
+        let listed = host.read_dir(Path::new("/sys/bus/pci/devices")).unwrap();
+        assert_eq!(listed.len(), usize::from(cfg!(unix)));
+        assert!(host.read(Path::new("/sys/nope")).is_err());
+    }
+}

@@ -1,0 +1,217 @@
+//! BARs and the sysfs `resource` file.
+//!
+//! Format (kernel `drivers/pci/pci-sysfs.c`, `resource_show`): one line per resource,
+//! `"0x%016llx 0x%016llx 0x%016llx\n"` = start, end, flags. Line index is the resource index:
+//! 0..=5 are BARs, 6 the expansion ROM, 7..=12 the SR-IOV VF BARs (with `CONFIG_PCI_IOV`),
+//! and on bridges 13..=16 the bridge windows. A 64-bit BAR at index i leaves line i+1 zero.
+
+use serde::{Deserialize, Serialize};
+
+/// `IORESOURCE_IO` (include/linux/ioport.h).
+pub const IORESOURCE_IO: u64 = 0x100;
+/// `IORESOURCE_MEM`.
+pub const IORESOURCE_MEM: u64 = 0x200;
+/// `IORESOURCE_PREFETCH`.
+pub const IORESOURCE_PREFETCH: u64 = 0x2000;
+/// `IORESOURCE_MEM_64`.
+pub const IORESOURCE_MEM_64: u64 = 0x0010_0000;
+/// `IORESOURCE_ROM_SHADOW`: the boot GPU's ROM shadowed at 0xC0000 (only on ROM resources).
+pub const IORESOURCE_ROM_SHADOW: u64 = 0x2;
+
+/// Resource index of the expansion ROM.
+pub const ROM_INDEX: usize = 6;
+/// First resource index of the SR-IOV VF BARs.
+pub const SRIOV_FIRST_INDEX: usize = 7;
+/// Last resource index of the SR-IOV VF BARs.
+pub const SRIOV_LAST_INDEX: usize = 12;
+
+/// What address space a BAR decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BarKind {
+    /// 32-bit memory BAR.
+    Memory32,
+    /// 64-bit memory BAR (uses two BAR registers).
+    Memory64,
+    /// I/O port BAR.
+    Io,
+}
+
+/// One assigned resource of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bar {
+    /// Resource index (0..=5 for BARs; 7..=12 for VF BARs).
+    pub index: u8,
+    /// Address space.
+    pub kind: BarKind,
+    /// Prefetchable memory.
+    pub prefetchable: bool,
+    /// Start address as the host assigned it.
+    pub start: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The decoded `resource` file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// BAR0..BAR5 that have a size.
+    pub bars: Vec<Bar>,
+    /// Expansion ROM size in bytes, when the device has one.
+    pub rom_size: Option<u64>,
+    /// Whether the ROM is the shadow copy at 0xC0000 (a boot GPU).
+    pub rom_shadowed: bool,
+    /// SR-IOV VF BARs (per-VF sizes as the kernel reports them).
+    pub vf_bars: Vec<Bar>,
+}
+
+impl Resources {
+    /// Total memory-mapped bytes of BAR0..BAR5 (what a VM must map).
+    pub fn mmio_total(&self) -> u64 {
+        self.bars
+            .iter()
+            .filter(|bar| bar.kind != BarKind::Io)
+            .map(|bar| bar.size)
+            .sum()
+    }
+
+    /// Bytes in 64-bit prefetchable BARs (these go above 4 GiB in a guest: "high MMIO").
+    pub fn mmio_64bit_prefetchable(&self) -> u64 {
+        self.bars
+            .iter()
+            .filter(|bar| bar.kind == BarKind::Memory64 && bar.prefetchable)
+            .map(|bar| bar.size)
+            .sum()
+    }
+}
+
+/// Why a `resource` file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line} of `resource` is malformed: `{text}`")]
+pub struct ResourceError {
+    /// 1-based line number.
+    pub line: usize,
+    /// The offending text (truncated to 80 characters).
+    pub text: String,
+}
+
+fn parse_hex(field: &str) -> Option<u64> {
+    let digits = field.strip_prefix("0x")?;
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// Decodes the text of a sysfs `resource` file.
+pub fn parse_resource(text: &str) -> Result<Resources, ResourceError> {
+    let mut resources = Resources::default();
+    for (index, line) in text.lines().enumerate() {
+        let malformed = || ResourceError {
+            line: index + 1,
+            text: line.chars().take(80).collect(),
+        };
+        let mut fields = line.split_ascii_whitespace();
+        let (Some(start), Some(end), Some(flags), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(malformed());
+        };
+        let (start, end, flags) = match (parse_hex(start), parse_hex(end), parse_hex(flags)) {
+            (Some(start), Some(end), Some(flags)) => (start, end, flags),
+            _ => return Err(malformed()),
+        };
+        if end == 0 || end < start {
+            continue;
+        }
+        let size = end - start + 1;
+        if index == ROM_INDEX {
+            resources.rom_size = Some(size);
+            resources.rom_shadowed = flags & IORESOURCE_ROM_SHADOW != 0;
+            continue;
+        }
+        let kind = if flags & IORESOURCE_IO != 0 {
+            BarKind::Io
+        } else if flags & IORESOURCE_MEM_64 != 0 {
+            BarKind::Memory64
+        } else if flags & IORESOURCE_MEM != 0 {
+            BarKind::Memory32
+        } else {
+            continue;
+        };
+        let bar = Bar {
+            index: index as u8,
+            kind,
+            prefetchable: flags & IORESOURCE_PREFETCH != 0,
+            start,
+            size,
+        };
+        match index {
+            0..=5 => resources.bars.push(bar),
+            SRIOV_FIRST_INDEX..=SRIOV_LAST_INDEX => resources.vf_bars.push(bar),
+            // Bridge windows are not BARs of the device.
+            _ => {}
+        }
+    }
+    Ok(resources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // kvm-vfio.md §3.3 fixture C (synthetic dGPU built from the kernel's rules).
+    const DGPU: &str = "\
+0x00000000fb000000 0x00000000fbffffff 0x0000000000040200
+0x00000000e0000000 0x00000000efffffff 0x000000000014220c
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x00000000f0000000 0x00000000f1ffffff 0x000000000014220c
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x000000000000e000 0x000000000000e07f 0x0000000000040101
+0x00000000fc000000 0x00000000fc07ffff 0x0000000000046200
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+0x0000000000000000 0x0000000000000000 0x0000000000000000
+";
+
+    #[test]
+    fn decodes_a_gpu_layout() {
+        let resources = parse_resource(DGPU).unwrap();
+        assert_eq!(resources.bars.len(), 4);
+        assert_eq!(resources.bars[0].kind, BarKind::Memory32);
+        assert_eq!(resources.bars[0].size, 16 << 20);
+        assert_eq!(resources.bars[1].kind, BarKind::Memory64);
+        assert!(resources.bars[1].prefetchable);
+        assert_eq!(resources.bars[1].size, 256 << 20);
+        assert_eq!(resources.bars[3].kind, BarKind::Io);
+        assert_eq!(resources.rom_size, Some(512 << 10));
+        assert!(!resources.rom_shadowed);
+        assert_eq!(resources.mmio_total(), (16 + 256 + 32) << 20);
+        assert_eq!(resources.mmio_64bit_prefetchable(), (256 + 32) << 20);
+    }
+
+    #[test]
+    fn shadowed_boot_rom_is_flagged() {
+        let text = "0x0000000000000000 0x0000000000000000 0x0000000000000000\n".repeat(6)
+            + "0x00000000000c0000 0x00000000000dffff 0x0000000000000212\n";
+        let resources = parse_resource(&text).unwrap();
+        assert!(resources.rom_shadowed);
+        assert_eq!(resources.rom_size, Some(128 << 10));
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        let error = parse_resource("0x0 0x1 0x200\ngarbage\n").unwrap_err();
+        assert_eq!(error.line, 2);
+        assert!(parse_resource("0x0 0x1\n").is_err());
+        assert!(parse_resource("0x0 0x1 0x200 0x4\n").is_err());
+    }
+
+    #[test]
+    fn empty_file_has_no_bars() {
+        assert_eq!(parse_resource("").unwrap(), Resources::default());
+    }
+}

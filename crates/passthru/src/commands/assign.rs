@@ -1,0 +1,64 @@
+//! `passthru assign` and `passthru release`: Linux (vfio-pci) or Hyper-V (DDA, with `--vm`).
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::cli::GlobalArgs;
+use crate::output::Failure;
+
+/// Arguments of `passthru assign`.
+#[derive(Debug, Args)]
+pub(crate) struct AssignArgs {
+    /// Devices to assign: BDF, short BDF, vendor:device, or a name substring.
+    #[arg(value_name = "DEVICE", required = true)]
+    pub(crate) devices: Vec<String>,
+
+    /// Hyper-V: the VM that receives the devices (DDA).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) vm: Option<String>,
+
+    /// Also move every other member of the IOMMU group that is bound to a host driver.
+    #[arg(long)]
+    pub(crate) with_group: bool,
+
+    /// Make the assignment survive reboots (kernel command line, modprobe.d, initramfs).
+    #[arg(long)]
+    pub(crate) persistent: bool,
+
+    /// Go ahead despite a refusal that can be overridden (the reason explains the risk).
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Print the exact plan and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+/// Arguments of `passthru release`.
+#[derive(Debug, Args)]
+pub(crate) struct ReleaseArgs {
+    /// Devices to give back to the host.
+    #[arg(value_name = "DEVICE", required = true)]
+    pub(crate) devices: Vec<String>,
+
+    /// Hyper-V: the VM that currently holds the devices.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) vm: Option<String>,
+
+    /// Also remove the boot-time configuration made by `assign --persistent`.
+    #[arg(long)]
+    pub(crate) persistent: bool,
+
+    /// Print the exact plan and change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+pub(crate) fn run_assign(_args: AssignArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    Err(super::not_yet("`assign`"))
+}
+
+pub(crate) fn run_release(_args: ReleaseArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    Err(super::not_yet("`release`"))
+}
