@@ -334,12 +334,14 @@ fn check_decoded(oracle: &mut Oracle, lspci: &LspciDevice, caps: &Capabilities) 
     }
 
     if let Some(af) = lspci.find("PCI Advanced Features") {
-        match af.field("AFCap:").and_then(|text| flag(&text, "FLR")) {
-            Some(flr) => oracle.compare("AF FLR", flr, caps.af_flr),
-            None => oracle.unreadable("AF FLR", &af.details.join(" ")),
+        // passthru counts AF FLR only with Transactions Pending, as the kernel's pci_af_flr().
+        let usable = |text: String| Some(flag(&text, "TP")? && flag(&text, "FLR")?);
+        match af.field("AFCap:").and_then(usable) {
+            Some(flr) => oracle.compare("AF FLR (with TP)", flr, caps.af_flr),
+            None => oracle.unreadable("AF FLR (with TP)", &af.details.join(" ")),
         }
     } else {
-        oracle.compare("AF FLR", false, caps.af_flr);
+        oracle.compare("AF absent", false, caps.af_flr);
     }
 
     check_acs(oracle, lspci, caps);
@@ -599,7 +601,7 @@ fn decoding_agrees_with_lspci_on_every_real_dump() {
         "PM NoSoftRst",
         "MSI Count (capable)",
         "MSI-X Count",
-        "AF FLR",
+        "AF FLR (with TP)",
         "ACS ACSCtl bits",
         "SR-IOV VF Device ID",
         "Resizable BAR entries (index, current, supported)",

@@ -57,7 +57,8 @@ pub struct Capabilities {
     pub msi: Option<Msi>,
     /// MSI-X capability.
     pub msix: Option<Msix>,
-    /// Advanced Features capability with FLR (conventional PCI devices).
+    /// Advanced Features capability with FLR (conventional PCI devices), counted only with
+    /// Transactions Pending too, as the kernel's `pci_af_flr()` requires.
     pub af_flr: bool,
     /// ACS extended capability.
     pub acs: Option<Acs>,

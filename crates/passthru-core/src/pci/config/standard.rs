@@ -246,8 +246,10 @@ pub(super) fn walk(image: ConfigImage<'_>, header: &ConfigHeader, caps: &mut Cap
                 });
             }
             ID_PCIX => can_have_extended = true,
+            // The kernel's `pci_af_flr()` uses AF FLR only when Transactions Pending (bit 0)
+            // is supported as well, because it waits on it before resetting.
             ID_ADVANCED_FEATURES => match image.u8(offset + 3) {
-                Some(af_capabilities) => caps.af_flr |= af_capabilities & 0x02 != 0,
+                Some(af_capabilities) => caps.af_flr |= af_capabilities & 0x03 == 0x03,
                 None => caps
                     .problems
                     .push(truncated("Advanced Features", offset, image)),

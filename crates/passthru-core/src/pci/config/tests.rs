@@ -291,6 +291,9 @@ fn duplicate_capabilities_keep_the_first() {
 fn advanced_features_flr_counts_as_flr() {
     let caps = decoded(&image_with(&[(0x40, &[0x13, 0x00, 0x06, 0x03])]));
     assert!(caps.af_flr && caps.supports_flr());
+    // FLR without Transactions Pending: the kernel does not use it.
+    let caps = decoded(&image_with(&[(0x40, &[0x13, 0x00, 0x06, 0x02])]));
+    assert!(!caps.af_flr && !caps.supports_flr());
 }
 
 #[test]
