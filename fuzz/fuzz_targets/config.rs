@@ -9,7 +9,10 @@ fuzz_target!(|bytes: &[u8]| {
     if let CapabilityReadout::Decoded(caps) = decode(bytes) {
         for entry in &caps.list {
             let size = if entry.extended { 4 } else { 2 };
-            assert!(usize::from(entry.offset) + size <= bytes.len(), "{entry:?} lies past the image");
+            assert!(
+                usize::from(entry.offset) + size <= bytes.len(),
+                "{entry:?} lies past the image"
+            );
         }
     }
 });
