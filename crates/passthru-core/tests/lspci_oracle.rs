@@ -24,7 +24,7 @@
 //! and the difference would show up here as a mismatch; none of the dumps triggers one:
 //! - lspci walks a standard pointer below 0x40 and an extended pointer below 0x100; the
 //!   kernel (`__pci_find_next_cap_ttl`, `pci_find_next_ext_capability`) stops, as passthru.
-//! - lspci walks an extended space that mirrors the header (`pci_cfg_space_size_ext` in the
+//! - lspci walks an extended space that mirrors the header (`pci_ext_cfg_is_aliased` in the
 //!   kernel treats that as "no extended space", as passthru does). In the corpus only the
 //!   RS690 host bridge mirrors it, and it has no PCI Express capability, so neither walks it.
 //!

@@ -87,10 +87,10 @@ pub struct ResizableBar {
 ///
 /// Guards, after the kernel's `pci_find_next_ext_capability()` and `pci_cfg_space_size()`:
 /// an image of 256 bytes or less has no extended space; a first header of 0 or all ones means
-/// no extended capabilities; a first header equal to the dword at offset 0 means the device
-/// does not decode extended space and mirrors its header there (the RS690 host bridge in the
-/// fixtures does this, which reads as a garbage chain); pointers below 0x100, past the image
-/// or seen before end the walk, and so does a header that reads all ones.
+/// no extended capabilities; a device that repeats its 256 bytes through the extended space
+/// has none either (the RS690 host bridge in the fixtures does this, which read as a list is
+/// garbage); pointers below 0x100, past the image or seen before end the walk, and so does a
+/// header that reads all ones.
 pub(super) fn walk(image: ConfigImage<'_>, caps: &mut Capabilities) {
     if image.len() <= EXTENDED_START {
         return;
@@ -105,7 +105,7 @@ pub(super) fn walk(image: ConfigImage<'_>, caps: &mut Capabilities) {
     if first == 0 || first == u32::MAX {
         return;
     }
-    if Some(first) == image.u32(0) {
+    if mirrors_header(image) {
         caps.problems.push(
             "extended config space mirrors the header (the device decodes only 256 bytes); \
              it has no extended capabilities"
@@ -172,6 +172,18 @@ pub(super) fn walk(image: ConfigImage<'_>, caps: &mut Capabilities) {
         }
         offset = next;
     }
+}
+
+/// Whether every 256-byte block of the extended space starts with the header's first dword,
+/// the kernel's test for a device that decodes only 256 bytes and repeats them
+/// (`pci_ext_cfg_is_aliased()` in `drivers/pci/probe.c`). Blocks past the image are not
+/// compared.
+fn mirrors_header(image: ConfigImage<'_>) -> bool {
+    let header = image.u32(0);
+    (EXTENDED_START..EXTENDED_END)
+        .step_by(EXTENDED_START)
+        .map_while(|block| image.u32(block))
+        .all(|dword| Some(dword) == header)
 }
 
 fn acs(image: ConfigImage<'_>, offset: usize) -> Option<Acs> {

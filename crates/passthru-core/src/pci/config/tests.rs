@@ -370,6 +370,22 @@ fn a_mirrored_extended_space_is_not_walked() {
         "{:?}",
         caps.problems
     );
+    // Break the mirror at 0x200 and the garbage is walked as a list, with the guards holding:
+    // 0x100 reads as id 0x1002 pointing to 0x790, which holds a copy of header offset 0x90.
+    bytes[0x200] ^= 0xff;
+    let caps = decoded(&bytes);
+    let extended: Vec<(u16, u16)> = caps
+        .list
+        .iter()
+        .filter(|entry| entry.extended)
+        .map(|entry| (entry.offset, entry.id))
+        .collect();
+    assert_eq!(extended.first(), Some(&(0x100, 0x1002)), "{extended:x?}");
+    assert!(
+        caps.list
+            .iter()
+            .all(|entry| usize::from(entry.offset) + 4 <= bytes.len())
+    );
     // As shipped (no capability list, so no PCI Express) nothing is walked and nothing is wrong.
     let caps = decoded(&config_of(RS690_BROKEN_ECAPS));
     assert!(caps.list.is_empty() && caps.problems.is_empty(), "{caps:?}");
