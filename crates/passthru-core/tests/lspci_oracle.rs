@@ -464,31 +464,25 @@ fn check_sriov(oracle: &mut Oracle, lspci: &LspciDevice, caps: &Capabilities) {
     let counts = sriov.field("Initial VFs:").unwrap_or_default();
     let routing = sriov.field("VF offset:").unwrap_or_default();
     let device_id = value(&routing, "Device ID:").and_then(|id| u16::from_str_radix(id, 16).ok());
-    oracle.compare(
-        "SR-IOV Initial VFs",
-        number(&counts, "Initial VFs:"),
-        Some(ours.initial_vfs.into()),
-    );
-    oracle.compare(
-        "SR-IOV Total VFs",
-        number(&counts, "Total VFs:"),
-        Some(ours.total_vfs.into()),
-    );
-    oracle.compare(
-        "SR-IOV Number of VFs",
-        number(&counts, "Number of VFs:"),
-        Some(ours.num_vfs.into()),
-    );
-    oracle.compare(
-        "SR-IOV VF offset",
-        number(&routing, "VF offset:"),
-        Some(ours.vf_offset.into()),
-    );
-    oracle.compare(
-        "SR-IOV VF stride",
-        number(&routing, "stride:"),
-        Some(ours.vf_stride.into()),
-    );
+    for (property, text, key, value_ours) in [
+        (
+            "SR-IOV Initial VFs",
+            &counts,
+            "Initial VFs:",
+            ours.initial_vfs,
+        ),
+        ("SR-IOV Total VFs", &counts, "Total VFs:", ours.total_vfs),
+        (
+            "SR-IOV Number of VFs",
+            &counts,
+            "Number of VFs:",
+            ours.num_vfs,
+        ),
+        ("SR-IOV VF offset", &routing, "VF offset:", ours.vf_offset),
+        ("SR-IOV VF stride", &routing, "stride:", ours.vf_stride),
+    ] {
+        oracle.compare(property, number(text, key), Some(u64::from(value_ours)));
+    }
     oracle.compare("SR-IOV VF Device ID", device_id, Some(ours.vf_device));
 }
 
