@@ -33,6 +33,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -59,7 +60,8 @@ pub fn lspci_available() -> Option<String> {
             if std::env::var_os("PASSTHRU_REQUIRE_LSPCI").is_some() {
                 panic!("{why}");
             }
-            eprintln!("\n*** SKIPPED: {why} ***\n");
+            // Written to stderr directly: libtest does not capture that, so it shows.
+            let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {why} ***\n");
             None
         }
     }
