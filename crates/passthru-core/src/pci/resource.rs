@@ -66,13 +66,13 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// Total memory-mapped bytes of BAR0..BAR5 (what a VM must map).
+    /// Total memory-mapped bytes of BAR0..BAR5 (what a VM must map). Saturates instead of
+    /// overflowing on nonsense sizes from a damaged file.
     pub fn mmio_total(&self) -> u64 {
         self.bars
             .iter()
             .filter(|bar| bar.kind != BarKind::Io)
-            .map(|bar| bar.size)
-            .sum()
+            .fold(0, |total, bar| total.saturating_add(bar.size))
     }
 
     /// Bytes in 64-bit prefetchable BARs (these go above 4 GiB in a guest: "high MMIO").
@@ -80,8 +80,7 @@ impl Resources {
         self.bars
             .iter()
             .filter(|bar| bar.kind == BarKind::Memory64 && bar.prefetchable)
-            .map(|bar| bar.size)
-            .sum()
+            .fold(0, |total, bar| total.saturating_add(bar.size))
     }
 }
 
@@ -124,7 +123,10 @@ pub fn parse_resource(text: &str) -> Result<Resources, ResourceError> {
         if end == 0 || end < start {
             continue;
         }
-        let size = end - start + 1;
+        // Only a resource spanning all 2^64 addresses has no size that fits: damaged input.
+        let Some(size) = (end - start).checked_add(1) else {
+            return Err(malformed());
+        };
         if index == ROM_INDEX {
             resources.rom_size = Some(size);
             resources.rom_shadowed = flags & IORESOURCE_ROM_SHADOW != 0;
@@ -208,6 +210,14 @@ mod tests {
         assert_eq!(error.line, 2);
         assert!(parse_resource("0x0 0x1\n").is_err());
         assert!(parse_resource("0x0 0x1 0x200 0x4\n").is_err());
+    }
+
+    #[test]
+    fn impossible_sizes_are_errors_and_totals_saturate() {
+        let whole_space = "0x0000000000000000 0xffffffffffffffff 0x0000000000040200\n";
+        assert_eq!(parse_resource(whole_space).unwrap_err().line, 1);
+        let huge = "0x0000000000000001 0xffffffffffffffff 0x0000000000040200\n".repeat(2);
+        assert_eq!(parse_resource(&huge).unwrap().mmio_total(), u64::MAX);
     }
 
     #[test]
