@@ -201,8 +201,7 @@ fn permission(path: &str) -> Problem {
     )
 }
 
-/// Interprets the facts and, when a probe ran, its trace. `reset_requested` says whether the
-/// probe was asked to reset the device.
+/// Interprets the facts and, when a probe ran, its trace.
 pub fn interpret(facts: &DeviceFacts, trace: Option<&ProbeTrace>) -> VfioReport {
     let mut report = VfioReport {
         device: facts.device,
