@@ -121,6 +121,7 @@ impl FakeKernel {
                 Node::File(bytes) => self.tree.file(&path, bytes),
                 Node::Symlink(target) => self.tree.symlink(&path, target),
                 Node::Device => self.tree.device(&path),
+                Node::Denied => self.tree.denied(&path),
             };
         }
         self.rendered = roots;

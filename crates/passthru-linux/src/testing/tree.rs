@@ -18,6 +18,8 @@ pub enum Node {
     Symlink(PathBuf),
     /// A character device (`/dev/vfio/12`).
     Device,
+    /// A directory this reader may not list (another user's `/proc/<pid>/fd` for non-root).
+    Denied,
 }
 
 /// Host-absolute paths mapped to nodes. Parents are created as directories on insertion.
@@ -69,6 +71,11 @@ impl MemTree {
     /// Adds a character device node.
     pub fn device(&mut self, path: impl AsRef<Path>) -> &mut Self {
         self.insert(path, Node::Device)
+    }
+
+    /// Adds a directory that exists but cannot be listed or read (permission denied).
+    pub fn denied(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.insert(path, Node::Denied)
     }
 
     /// Removes a node and everything below it.
@@ -160,7 +167,7 @@ impl MemTree {
             let relative = path.strip_prefix("/").unwrap_or(path);
             let real = root.join(relative);
             match node {
-                Node::Dir => fs_err::create_dir_all(&real)?,
+                Node::Dir | Node::Denied => fs_err::create_dir_all(&real)?,
                 Node::File(bytes) => fs_err::write(&real, bytes)?,
                 Node::Device => fs_err::write(&real, b"")?,
                 Node::Symlink(target) => fs_err::os::unix::fs::symlink(target, &real)?,
@@ -186,7 +193,15 @@ fn describe(node: &Node) -> String {
         Node::File(bytes) => format!("file {:?}", String::from_utf8_lossy(bytes)),
         Node::Symlink(target) => format!("link -> {}", target.display()),
         Node::Device => "device".into(),
+        Node::Denied => "denied".into(),
     }
+}
+
+fn denied(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("`{}`: permission denied", path.display()),
+    )
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -206,6 +221,7 @@ impl HostFs for MemTree {
                 "`{}` is a directory",
                 path.display()
             ))),
+            Some(Node::Denied) => Err(denied(path)),
             Some(Node::Symlink(_)) | None => Err(not_found(path)),
         }
     }
@@ -224,8 +240,10 @@ impl HostFs for MemTree {
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<Entry>> {
         let real = self.resolve(path, true)?;
-        if !matches!(self.nodes.get(&real), Some(Node::Dir)) {
-            return Err(not_found(path));
+        match self.nodes.get(&real) {
+            Some(Node::Dir) => {}
+            Some(Node::Denied) => return Err(denied(path)),
+            _ => return Err(not_found(path)),
         }
         let entries = self
             .nodes
@@ -239,7 +257,7 @@ impl HostFs for MemTree {
                     .map(|name| name.to_string_lossy().into_owned())
                     .unwrap_or_default(),
                 kind: match node {
-                    Node::Dir => EntryKind::Dir,
+                    Node::Dir | Node::Denied => EntryKind::Dir,
                     Node::File(_) => EntryKind::File,
                     Node::Symlink(_) => EntryKind::Symlink,
                     Node::Device => EntryKind::Other,
@@ -251,7 +269,7 @@ impl HostFs for MemTree {
 
     fn kind(&self, path: &Path) -> Option<EntryKind> {
         match self.node(path)? {
-            Node::Dir => Some(EntryKind::Dir),
+            Node::Dir | Node::Denied => Some(EntryKind::Dir),
             Node::File(_) => Some(EntryKind::File),
             Node::Symlink(_) => Some(EntryKind::Symlink),
             Node::Device => Some(EntryKind::Other),
