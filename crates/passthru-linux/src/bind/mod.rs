@@ -11,12 +11,14 @@
 pub mod action;
 mod modules;
 pub mod port;
+mod preview;
 pub mod recipe;
 mod step;
 
 pub use action::Action;
 pub use modules::unload_order;
 pub use port::{KernelPort, Timeouts, WriteError, WriteFailure, WriteKind};
+pub use preview::preview_undo;
 pub use recipe::{BindTarget, DeviceBinding, bind_steps, release_steps};
 pub use step::SysfsStep;
 

@@ -317,3 +317,55 @@ proptest! {
         prop_assert!(differences.is_empty(), "{}\n{}", differences.join("\n"), kernel.log().join("\n"));
     }
 }
+
+/// A fake-kernel log line as the shell line `Action` displays.
+fn as_shell(line: &str) -> String {
+    if let Some(command) = line.strip_prefix("run ") {
+        return command.to_owned();
+    }
+    let rest = line.strip_prefix("write ").unwrap();
+    let (path, quoted) = rest.split_once(' ').unwrap();
+    let value: String = serde_json::from_str(quoted).unwrap();
+    let value = value.trim_end_matches('\n');
+    if value.is_empty() {
+        format!("echo > {path}")
+    } else {
+        format!("echo {value} > {path}")
+    }
+}
+
+#[test]
+fn the_undo_preview_predicts_exactly_what_undo_does() {
+    let steps = plan_for(&FakeKernel::gpu_with_audio()).steps.len();
+    let mut crashes = vec![None];
+    for index in 0..steps {
+        crashes.push(Some(CrashPoint::BeforeApply(index)));
+        crashes.push(Some(CrashPoint::AfterApply(index)));
+    }
+    for crash in crashes {
+        let mut kernel = FakeKernel::gpu_with_audio();
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut journal = Journal::open(dir.path()).unwrap();
+            let plan = plan_for(&kernel);
+            let _ = run(&mut kernel, &mut journal, &plan, crash);
+        }
+        let journal = Journal::open(dir.path()).unwrap();
+        let operation = journal.last_undoable().unwrap().unwrap();
+        drop(journal);
+        let decoded: Vec<SysfsStep> = executor::decode_steps(&operation).unwrap();
+        let predicted: Vec<String> =
+            crate::bind::preview_undo(&decoded, &operation.pending_undo(), kernel.tree())
+                .into_iter()
+                .flat_map(|(_, actions)| actions.unwrap())
+                .map(|action| action.to_string())
+                .collect();
+        let logged_before = kernel.log().len();
+        undo_in_new_process(dir.path(), &mut kernel);
+        let done: Vec<String> = kernel.log()[logged_before..]
+            .iter()
+            .map(|line| as_shell(line))
+            .collect();
+        assert_eq!(predicted, done, "{crash:?}");
+    }
+}

@@ -102,7 +102,12 @@ unsafe fn child_write(
     unsafe {
         close_all_except(report_fd, max_fd);
         let (stage, value) = {
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            // O_TRUNC as a shell's `>` does: sysfs ignores it, and a regular file under `--root`
+            // then holds exactly the value, as an attribute would.
+            let fd = libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+            );
             if fd < 0 {
                 (STAGE_OPEN, *libc::__errno_location())
             } else {
