@@ -171,6 +171,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_ready_device_reads_as_in_the_documentation() {
+        let trace: passthru_linux::vfio::ProbeTrace = serde_json::from_str(include_str!(
+            "../../../passthru-linux/tests/data/vfio/martins3-vfio-host-test.json"
+        ))
+        .unwrap();
+        let facts = DeviceFacts {
+            device: "0000:02:00.0".parse().unwrap(),
+            present: true,
+            driver: Some("vfio-pci".into()),
+            iommu_group: Some(16),
+            iommu_active: true,
+            group_members: Vec::new(),
+            container_node: true,
+            group_node: true,
+        };
+        let mut out = Vec::new();
+        print_report(&mut out, &interpret(&facts, Some(&trace)));
+        let text = String::from_utf8(out).unwrap();
+        insta::assert_snapshot!(anstream::adapter::strip_str(&text).to_string(), @r"
+        0000:02:00.0  ready for a VM
+          driver vfio-pci, IOMMU group 16, VFIO API 0, type1v2 IOMMU
+          regions: BAR0 16 KiB (mmap), BAR4 64 KiB (mmap), config 4 KiB
+          interrupts: INTx 1, MSI 1, MSI-X 66, error 1, request 1
+          reset: done
+        ");
+    }
+
+    #[test]
     fn sizes_read_like_lspci() {
         assert_eq!(human_size(0x4000), "16 KiB");
         assert_eq!(human_size(256 << 20), "256 MiB");
