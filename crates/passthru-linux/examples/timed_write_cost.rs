@@ -31,8 +31,14 @@ fn main() {
     let forked = started.elapsed() / writes;
 
     println!("writes: {writes}");
-    println!("plain write:             {:>8.1} µs", plain.as_secs_f64() * 1e6);
-    println!("forked timed write:      {:>8.1} µs", forked.as_secs_f64() * 1e6);
+    println!(
+        "plain write:             {:>8.1} µs",
+        plain.as_secs_f64() * 1e6
+    );
+    println!(
+        "forked timed write:      {:>8.1} µs",
+        forked.as_secs_f64() * 1e6
+    );
 }
 
 #[cfg(not(target_os = "linux"))]

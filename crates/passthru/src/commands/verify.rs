@@ -111,7 +111,13 @@ fn print_report(out: &mut impl Write, report: &VfioReport) {
     if let Some(model) = &report.iommu_model {
         facts.push(format!("{model} IOMMU"));
     }
-    let _ = writeln!(out, "  {}", facts.join(", "));
+    let missing = report
+        .problems
+        .first()
+        .is_some_and(|problem| problem.code == "no-such-device");
+    if !missing {
+        let _ = writeln!(out, "  {}", facts.join(", "));
+    }
     if !report.regions.is_empty() {
         let regions: Vec<String> = report
             .regions
