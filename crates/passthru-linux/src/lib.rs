@@ -1,8 +1,18 @@
 //! Linux host support: reading sysfs into an inventory, binding devices to vfio-pci at run
-//! time, and making assignments persistent across reboots.
+//! time, proving them usable through VFIO, and making assignments persistent across reboots.
 //!
 //! The reading and planning code is platform-neutral (it works on any [`HostFs`], including a
 //! replayed snapshot on another OS); only the code that touches the running kernel lives in
 //! `sys/linux`.
 //!
 //! [`HostFs`]: passthru_core::hostfs::HostFs
+
+pub mod bind;
+pub mod errno;
+pub mod probes;
+pub mod sys;
+pub mod sysfs;
+pub mod vfio;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

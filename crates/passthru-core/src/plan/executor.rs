@@ -1,6 +1,6 @@
 //! Runs plans: journal first, then act, then verify; roll back on any failure.
 
-use super::journal::{Event, Journal, JournalError, Operation, Outcome, UndoReason};
+use super::journal::{Event, Journal, JournalError, Operation, Outcome, UndoReason, WRITER};
 use super::{Plan, Step, StepError, StepView};
 
 /// Progress reports, for the CLI to print as the work happens.
@@ -142,6 +142,7 @@ pub fn apply<S: Step>(
             operation: plan.operation.clone(),
             steps: encoded,
             views: views.clone(),
+            writer: Some(WRITER.to_owned()),
         },
     )?;
     let total = plan.steps.len();

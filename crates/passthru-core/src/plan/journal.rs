@@ -25,6 +25,10 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500
 /// Version of the record format.
 pub const RECORD_VERSION: u32 = 1;
 
+/// The program and version that writes new operations (kept in each `begin` record, so that a
+/// later passthru that cannot decode an operation's steps can say which version wrote them).
+pub const WRITER: &str = concat!("passthru ", env!("CARGO_PKG_VERSION"));
+
 /// Errors of the journal itself.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -70,6 +74,9 @@ pub enum Event {
         steps: Vec<serde_json::Value>,
         /// How each step presents itself (kept for `passthru journal`).
         views: Vec<StepView>,
+        /// Which passthru wrote the operation ([`WRITER`]); absent in journals of early builds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        writer: Option<String>,
     },
     /// Step `index` is about to act (fsynced before it does).
     Intent {
@@ -184,6 +191,9 @@ pub struct Operation {
     pub steps: Vec<serde_json::Value>,
     /// Step views.
     pub views: Vec<StepView>,
+    /// Which passthru wrote the operation, when the journal says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
     /// Steps with an intent record (they may have changed the host).
     pub touched: Vec<usize>,
     /// Steps that completed.
@@ -354,6 +364,7 @@ impl Journal {
                 operation,
                 steps,
                 views,
+                writer,
             } = &record.event
             {
                 operations.push(Operation {
@@ -365,6 +376,7 @@ impl Journal {
                     state: OperationState::Interrupted,
                     steps: steps.clone(),
                     views: views.clone(),
+                    writer: writer.clone(),
                     touched: Vec::new(),
                     done: Vec::new(),
                     undone: Vec::new(),
@@ -467,6 +479,7 @@ mod tests {
                     operation: "x".into(),
                     steps: vec![],
                     views: vec![],
+                    writer: None,
                 },
             )
             .unwrap();
