@@ -1,0 +1,196 @@
+"""What a lab boot needs: a Debian kernel, busybox, the passthru binary, and an initramfs.
+
+Everything downloaded is kept in the cache directory (`lab/cache/`, or `$PASSTHRU_LAB_CACHE`), so
+after one run with apt reachable the lab runs offline.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LabUnavailable
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = REPO / "lab"
+MUSL_TARGET = "x86_64-unknown-linux-musl"
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("PASSTHRU_LAB_CACHE") or LAB / "cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """An unpacked Debian kernel package with a `modules.dep` built for it."""
+
+    release: str  # e.g. 6.1.0-56-amd64
+    root: Path  # the `dpkg -x` tree
+
+    @property
+    def vmlinuz(self) -> Path:
+        return self.root / "boot" / f"vmlinuz-{self.release}"
+
+    @property
+    def vmlinux(self) -> Path:
+        """The uncompressed kernel, unpacked from vmlinuz once (see `_unpack_vmlinux`)."""
+        return self.root / "boot" / f"vmlinux-{self.release}"
+
+    @property
+    def boot_image(self) -> Path:
+        """What QEMU loads: vmlinux when it could be unpacked, else vmlinuz."""
+        return self.vmlinux if self.vmlinux.is_file() else self.vmlinuz
+
+    @property
+    def modules(self) -> Path:
+        return self.root / "lib" / "modules" / self.release
+
+
+def _run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kwargs)
+
+
+def _apt_download(package: str, into: Path) -> Path:
+    """Downloads one Debian package into `into` (once) and returns the .deb."""
+    found = sorted(into.glob(f"{package}_*.deb"))
+    if found:
+        return found[-1]
+    if shutil.which("apt-get") is None:
+        raise LabUnavailable(f"{package} is not cached in {into} and apt-get is missing")
+    try:
+        # As root, apt drops to the `_apt` user, which cannot write to a root-owned cache dir.
+        _run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", package], cwd=into)
+    except subprocess.CalledProcessError as error:
+        raise LabUnavailable(
+            f"cannot download {package} (apt-get download said: {error.stderr.strip()[-300:]}); "
+            f"run once with Debian's mirrors reachable, or put the .deb in {into}"
+        ) from error
+    found = sorted(into.glob(f"{package}_*.deb"))
+    if not found:
+        raise LabUnavailable(f"apt-get download {package} left no .deb in {into}")
+    return found[-1]
+
+
+def _current_kernel_package() -> str | None:
+    """linux-image-6.1.0-NN-amd64, as `linux-image-amd64` depends on it now (None offline)."""
+    pinned = os.environ.get("PASSTHRU_LAB_KERNEL")
+    if pinned:
+        return pinned
+    try:
+        out = _run(["apt-cache", "depends", "linux-image-amd64"]).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    match = re.search(r"Depends: (linux-image-[0-9][^\s]*-amd64)\b", out)
+    return match.group(1) if match else None
+
+
+def kernel() -> Kernel:
+    """The Debian 12 kernel: fetched, unpacked and `depmod`ed once, then taken from the cache."""
+    cache = cache_dir()
+    package = _current_kernel_package()
+    if package is None:
+        # Offline: take the newest kernel unpacked earlier.
+        unpacked = sorted(cache.glob("kernel-*/boot/vmlinuz-*"))
+        if not unpacked:
+            raise LabUnavailable(
+                "cannot tell which Debian kernel to use (apt-cache knows no linux-image-amd64; "
+                "run `apt-get update`) and no kernel is cached in " + str(cache)
+            )
+        release = unpacked[-1].name.removeprefix("vmlinuz-")
+        return Kernel(release, unpacked[-1].parents[1])
+    release = package.removeprefix("linux-image-")
+    root = cache / f"kernel-{release}"
+    built = Kernel(release, root)
+    if not (built.modules / "modules.dep").is_file():
+        deb = _apt_download(package, cache)
+        shutil.rmtree(root, ignore_errors=True)
+        _run(["dpkg", "-x", str(deb), str(root)])
+        # Debian builds modules.dep in the package's postinst; we are not installing it.
+        _run(["depmod", "-b", str(root), release])
+    if not built.vmlinux.is_file():
+        _unpack_vmlinux(built)
+    return built
+
+
+def _unpack_vmlinux(kernel: Kernel) -> None:
+    """Unpacks the ELF vmlinux from Debian's xz-compressed bzImage, when it can.
+
+    QEMU boots an ELF kernel with a PVH note directly, so the guest skips decompressing itself,
+    which takes seconds of emulated CPU under TCG (docs/vm-lab.md).
+    """
+    bzimage = kernel.vmlinuz.read_bytes()
+    start = bzimage.find(b"\xfd7zXZ\x00")
+    try:
+        elf = lzma.LZMADecompressor().decompress(bzimage[start:]) if start >= 0 else b""
+    except lzma.LZMAError:
+        elf = b""
+    if elf.startswith(b"\x7fELF"):
+        partial = kernel.vmlinux.with_suffix(".partial")
+        partial.write_bytes(elf)
+        partial.rename(kernel.vmlinux)
+
+
+def busybox() -> Path:
+    """A static busybox from Debian's busybox-static package."""
+    cache = cache_dir()
+    binary = cache / "busybox-static" / "bin" / "busybox"
+    if not binary.is_file():
+        deb = _apt_download("busybox-static", cache)
+        _run(["dpkg", "-x", str(deb), str(binary.parents[1])])
+    return binary
+
+
+def passthru_binary() -> Path:
+    """The passthru binary, built static for musl so it runs in the busybox guest unchanged."""
+    profile = os.environ.get("PASSTHRU_LAB_PROFILE", "dev")
+    cmd = ["cargo", "build", "--locked", "-p", "passthru", "--bin", "passthru"]
+    cmd += ["--target", MUSL_TARGET, "--profile", profile, "--message-format=json-render-diagnostics"]
+    result = subprocess.run(cmd, cwd=REPO, text=True, capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"building passthru for {MUSL_TARGET} failed:\n{result.stderr[-3000:]}")
+    for line in result.stdout.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message.get("executable"):
+            return Path(message["executable"])
+    raise RuntimeError("cargo built passthru but named no executable")
+
+
+def _module_index(kernel: Kernel) -> dict[str, tuple[str, list[str]]]:
+    """Module name (with `_`) -> (path relative to the modules dir, paths it depends on)."""
+    index = {}
+    for line in (kernel.modules / "modules.dep").read_text().splitlines():
+        path, _, deps = line.partition(":")
+        name = Path(path).name.removesuffix(".ko").replace("-", "_")
+        index[name] = (path, deps.split())
+    return index
+
+
+def module_closure(kernel: Kernel, wanted: list[str]) -> list[str]:
+    """The module files for `wanted` and everything they depend on (paths under the modules dir)."""
+    index = _module_index(kernel)
+    by_path = {path: deps for path, deps in index.values()}
+    missing = [name for name in wanted if name.replace("-", "_") not in index]
+    if missing:
+        raise RuntimeError(f"kernel {kernel.release} has no module named {', '.join(missing)}")
+    chosen: set[str] = set()
+    todo = [index[name.replace("-", "_")][0] for name in wanted]
+    while todo:
+        path = todo.pop()
+        if path not in chosen:
+            chosen.add(path)
+            todo.extend(by_path.get(path, []))
+    return sorted(chosen)
+
+
+def wanted_modules() -> list[str]:
+    """The modules named in lab/guest/modules (one per line, `#` comments)."""
+    text = (LAB / "guest" / "modules").read_text()
+    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]
