@@ -76,7 +76,9 @@ def run(
     (out / "qemu-command").write_text(" ".join(command) + "\n")
 
     started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    )
     try:
         stderr, _ = process.communicate(timeout=timeout)
         timed_out = False
