@@ -77,6 +77,7 @@ send_file() {
 # The topology's facts, read once into variables FACT_<address>_<column>.
 LAB_DEVICES=
 if [ -f "$LAB_FACTS" ]; then
+  # shellcheck disable=SC2034 # the columns are read through eval below
   { read -r _header
     while IFS=$TAB read -r address name role id driver boot_vga reset_method group; do
       key=${address//[:.]/_}
@@ -101,7 +102,7 @@ role() {
 
 pci_driver() {
   driver=-
-  while IFS== read -r key value; do
+  while IFS='=' read -r key value; do
     [ "$key" = DRIVER ] && driver=$value
   done <"/sys/bus/pci/devices/$1/uevent"
   echo "$driver"

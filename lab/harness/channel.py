@@ -58,7 +58,7 @@ class ScenarioRecord:
 class BootRecord:
     kernel_release: str | None = None
     userspace_at: float | None = None  # guest uptime when /init started the scenarios
-    done_at: float | None = None
+    finished_at: float | None = None
     scenarios: dict[str, ScenarioRecord] = field(default_factory=dict)
     finished: bool = False
     garbage: list[str] = field(default_factory=list)
@@ -105,8 +105,8 @@ def parse(text: str) -> BootRecord:
             scenario.blobs.append(_decode_blob(fields[1:], body))
         elif kind == "end" and scenario and len(fields) == 3 and fields[1].isdigit():
             scenario.exit_status, scenario.ended = int(fields[1]), _seconds(fields[2])
-        elif kind == "done" and len(fields) == 1:
-            boot.finished, boot.done_at = True, _seconds(fields[0])
+        elif kind == "finished" and len(fields) == 1:
+            boot.finished, boot.finished_at = True, _seconds(fields[0])
         elif line.strip():
             boot.garbage.append(line)
     return boot

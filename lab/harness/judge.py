@@ -45,7 +45,11 @@ def check_holds(check: Check) -> bool:
 def _describe(check: Check) -> str:
     if "\n" in check.expected + check.actual:
         diff = difflib.unified_diff(
-            check.expected.splitlines(), check.actual.splitlines(), "expected", "actual", lineterm=""
+            check.expected.splitlines(),
+            check.actual.splitlines(),
+            "expected",
+            "actual",
+            lineterm="",
         )
         return f"{check.description} ({check.op}):\n" + "\n".join(diff)
     return f"{check.description}\n  expected ({check.op}): {check.expected!r}\n  actual: {check.actual!r}"
@@ -98,6 +102,10 @@ def judge(boot: BootResult, passthru: Path) -> list[Verdict]:
         logs = record.blob("log")
         verdict.evidence = logs[0].data.decode(errors="replace") if logs else "(no output arrived)"
         verdicts.append(verdict)
+    if not boot.record.finished and all(v.passed for v in verdicts):
+        ending = Verdict("(end of boot)", evidence="(see the console)")
+        ending.problems.append("the guest never reported the end of its plan (hung or died)")
+        verdicts.append(ending)
     return verdicts
 
 
@@ -112,7 +120,9 @@ def report(boot: BootResult, verdicts: list[Verdict]) -> str:
     if boot.timed_out:
         lines.append("  the guest was stopped after the time limit (see the console below)")
     if boot.record.garbage:
-        lines.append(f"  {len(boot.record.garbage)} unreadable channel lines, first: {boot.record.garbage[0]!r}")
+        lines.append(
+            f"  {len(boot.record.garbage)} unreadable channel lines, first: {boot.record.garbage[0]!r}"
+        )
     for verdict in verdicts:
         status = "PASS" if verdict.passed else "FAIL"
         took = f", {verdict.seconds:.1f} s" if verdict.seconds is not None else ""

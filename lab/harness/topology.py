@@ -102,7 +102,9 @@ def load(path: Path) -> Topology:
             for required in ("name", "id", "driver"):
                 _expect(entry, required, str, path, where)
             if iommu != "none" and "group" not in facts:
-                raise TopologyError(f"{path}: {where}`group` is missing (the topology has an IOMMU)")
+                raise TopologyError(
+                    f"{path}: {where}`group` is missing (the topology has an IOMMU)"
+                )
         devices.append(Device(qemu, facts))
     return Topology(
         name=path.stem,

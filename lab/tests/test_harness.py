@@ -1,6 +1,6 @@
 """Tests of the lab harness that need no QEMU: the channel format, topologies, and the judge.
 
-    python3 -m unittest discover -s lab/tests
+python3 -m unittest discover -s lab/tests
 """
 
 import base64
@@ -71,7 +71,9 @@ class JudgeTest(unittest.TestCase):
         return judge.judge(boot_result(text, ["demo"]), Path("/bin/false"))[0]
 
     def test_the_host_recomputes_every_check(self):
-        verdict = self.verdict("begin\tdemo\t1\ncheck\tdemo\td\teq\tvfio-pci\tbochs-drm\nend\tdemo\t0\t2\n")
+        verdict = self.verdict(
+            "begin\tdemo\t1\ncheck\tdemo\td\teq\tvfio-pci\tbochs-drm\nend\tdemo\t0\t2\n"
+        )
         self.assertFalse(verdict.passed)
         self.assertIn("bochs-drm", verdict.problems[0])
 
@@ -81,11 +83,20 @@ class JudgeTest(unittest.TestCase):
         self.assertTrue(self.verdict(ok).passed)
 
     def test_a_scenario_without_checks_fails(self):
-        self.assertIn("it made no checks", self.verdict("begin\tdemo\t1\nend\tdemo\t0\t2\n").problems)
+        self.assertIn(
+            "it made no checks", self.verdict("begin\tdemo\t1\nend\tdemo\t0\t2\n").problems
+        )
 
     def test_a_scenario_that_timed_out_in_the_guest_fails(self):
         verdict = self.verdict("begin\tdemo\t1\ncheck\tdemo\td\teq\t1\t1\nend\tdemo\t124\t91\n")
         self.assertIn("it ran past its time limit in the guest", verdict.problems)
+
+    def test_a_guest_that_never_finished_its_plan_fails(self):
+        text = "begin\tdemo\t1\ncheck\tdemo\td\teq\t1\t1\nend\tdemo\t0\t2\n"
+        verdicts = judge.judge(boot_result(text, ["demo"]), Path("/bin/false"))
+        self.assertEqual([v.passed for v in verdicts], [True, False])
+        verdicts = judge.judge(boot_result(text + "finished\t3\n", ["demo"]), Path("/bin/false"))
+        self.assertEqual([v.passed for v in verdicts], [True])
 
     def test_a_scenario_that_never_started_fails(self):
         self.assertFalse(self.verdict("boot\t6.1.0\t3\n").passed)
