@@ -223,36 +223,3 @@ def passthru_binary() -> Path:
         if message.get("reason") == "compiler-artifact" and message.get("executable"):
             return Path(message["executable"])
     raise RuntimeError("cargo built passthru but named no executable")
-
-
-def _module_index(kernel: Kernel) -> dict[str, tuple[str, list[str]]]:
-    """Module name (with `_`) -> (path relative to the modules dir, paths it depends on)."""
-    index = {}
-    for line in (kernel.modules / "modules.dep").read_text().splitlines():
-        path, _, deps = line.partition(":")
-        name = Path(path).name.removesuffix(".ko").replace("-", "_")
-        index[name] = (path, deps.split())
-    return index
-
-
-def module_closure(kernel: Kernel, wanted: list[str]) -> list[str]:
-    """The module files for `wanted` and everything they depend on (paths under the modules dir)."""
-    index = _module_index(kernel)
-    by_path = {path: deps for path, deps in index.values()}
-    missing = [name for name in wanted if name.replace("-", "_") not in index]
-    if missing:
-        raise RuntimeError(f"kernel {kernel.release} has no module named {', '.join(missing)}")
-    chosen: set[str] = set()
-    todo = [index[name.replace("-", "_")][0] for name in wanted]
-    while todo:
-        path = todo.pop()
-        if path not in chosen:
-            chosen.add(path)
-            todo.extend(by_path.get(path, []))
-    return sorted(chosen)
-
-
-def wanted_modules() -> list[str]:
-    """The modules named in lab/guest/modules (one per line, `#` comments)."""
-    text = (LAB / "guest" / "modules").read_text()
-    return [line.split("#")[0].strip() for line in text.splitlines() if line.split("#")[0].strip()]

@@ -14,7 +14,8 @@ from pathlib import Path
 LAB = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(LAB))
 
-from harness import channel, judge, topology  # noqa: E402
+from harness import channel, initramfs, judge, topology  # noqa: E402
+from harness.assets import Kernel  # noqa: E402
 from harness.boot import BootResult  # noqa: E402
 
 
@@ -123,6 +124,25 @@ class TopologyTest(unittest.TestCase):
             path.write_text('iommu = "none"\n[[device]]\naddress = "0000:00:01.0"\n')
             with self.assertRaisesRegex(topology.TopologyError, "`name` is missing"):
                 topology.load(path)
+
+
+class ModuleClosureTest(unittest.TestCase):
+    def test_dependencies_are_followed_and_dashes_match_underscores(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            kernel = Kernel("6.1.0-test", Path(tmp))
+            kernel.modules.mkdir(parents=True)
+            (kernel.modules / "modules.dep").write_text(
+                "kernel/vfio/pci/vfio-pci.ko: kernel/vfio/pci/vfio-pci-core.ko kernel/vfio/vfio.ko\n"
+                "kernel/vfio/pci/vfio-pci-core.ko: kernel/vfio/vfio.ko kernel/irqbypass.ko\n"
+                "kernel/vfio/vfio.ko:\n"
+                "kernel/irqbypass.ko:\n"
+                "kernel/e1000e.ko:\n"
+            )
+            closure = initramfs.module_closure(kernel, ["vfio_pci"])
+            self.assertEqual(len(closure), 4)
+            self.assertNotIn("kernel/e1000e.ko", closure)
+            with self.assertRaisesRegex(RuntimeError, "no module named nvme"):
+                initramfs.module_closure(kernel, ["nvme"])
 
 
 if __name__ == "__main__":
