@@ -1,0 +1,129 @@
+# Helpers for lab scenarios (busybox sh). Sourced by /init and by every scenario.
+#
+# A scenario reports through these helpers only; the host judges every check (it compares the
+# expected and actual values itself) and prints the scenario's output as evidence on failure.
+#
+#   expect_eq DESC EXPECTED ACTUAL      ACTUAL must equal EXPECTED
+#   expect_contains DESC NEEDLE TEXT    TEXT must contain NEEDLE
+#   expect_match DESC REGEX TEXT        TEXT must match REGEX (Python `re.search` on the host)
+#   send_file PATH [NAME]               return a file to the host (see docs/vm-lab.md)
+#   fact ADDRESS FIELD                  what the topology file states about a device
+#   role ROLE                           the address of the device with that role (e.g. gpu)
+#   devices                             every device address the topology states facts for
+#   pci_driver ADDRESS                  the bound driver's name, or - when none
+#   group_members ADDRESS               the IOMMU group's members, comma-separated, or -
+#   group_number ADDRESS                the IOMMU group's number
+#   sysfs_write VALUE PATH              write VALUE to PATH (10 s limit), log it, return status
+#
+# Records go to the lab channel (the second serial port), one line each, fields separated by
+# tabs, values escaped (\\ \t \n). A file's contents follow its record as base64 lines.
+#
+# Forks cost milliseconds each under TCG, so the helpers use shell builtins where they can.
+
+LAB_CHANNEL=${LAB_CHANNEL:-/dev/ttyS1}
+LAB_FACTS=${LAB_FACTS:-/lab/topology.tsv}
+[ -f /lab/build.env ] && . /lab/build.env
+[ -f /lab/topology.env ] && . /lab/topology.env
+TAB=$(printf '\t')
+NL='
+'
+
+# record TYPE FIELD... : one line on the channel.
+record() {
+  line=$1
+  shift
+  for field in "$@"; do
+    field=${field//\\/\\\\}
+    field=${field//$TAB/\\t}
+    line="$line$TAB${field//$NL/\\n}"
+  done
+  printf '%s\n' "$line" >>"$LAB_CHANNEL"
+}
+
+_check() {
+  op=$1 desc=$2 expected=$3 actual=$4
+  record check "$LAB_SCENARIO" "$desc" "$op" "$expected" "$actual"
+  case $op in
+    eq) [ "$actual" = "$expected" ] ;;
+    contains) case $actual in *"$expected"*) true ;; *) false ;; esac ;;
+    match) printf '%s' "$actual" | grep -Eq -- "$expected" ;;
+  esac
+  status=$?
+  if [ $status -eq 0 ]; then
+    echo "ok    $desc"
+  else
+    printf 'FAIL  %s\n      expected (%s): %s\n      actual: %s\n' "$desc" "$op" "$expected" "$actual"
+  fi
+  return $status
+}
+expect_eq() { _check eq "$@"; }
+expect_contains() { _check contains "$@"; }
+expect_match() { _check match "$@"; }
+
+# _send_blob KIND PATH NAME : a file with its size and sha256, then its base64 lines.
+_send_blob() {
+  size=$(wc -c <"$2")
+  sum=$(sha256sum "$2")
+  record blob "$LAB_SCENARIO" "$1" "$3" "$size" "${sum%% *}"
+  base64 -w 76 "$2" >>"$LAB_CHANNEL"
+  record blob-end
+}
+send_file() {
+  [ -f "$1" ] || { echo "send_file: no file $1"; return 1; }
+  _send_blob file "$1" "${2:-${1##*/}}"
+  echo "sent  $1 to the host as ${2:-${1##*/}}"
+}
+
+# The topology's facts, read once into variables FACT_<address>_<column>.
+LAB_DEVICES=
+if [ -f "$LAB_FACTS" ]; then
+  # shellcheck disable=SC2034 # the columns are read through eval below
+  { read -r _header
+    while IFS=$TAB read -r address name role id driver boot_vga reset_method group; do
+      key=${address//[:.]/_}
+      LAB_DEVICES="$LAB_DEVICES $address"
+      for column in name role id driver boot_vga reset_method group; do
+        eval "FACT_${key}_$column=\$$column"
+      done
+    done
+  } <"$LAB_FACTS"
+fi
+fact() {
+  key=${1//[:.]/_}
+  eval "printf '%s\n' \"\${FACT_${key}_$2-}\""
+}
+devices() { for address in $LAB_DEVICES; do echo "$address"; done; }
+role() {
+  for address in $LAB_DEVICES; do
+    key=${address//[:.]/_}
+    eval "[ \"\${FACT_${key}_role}\" = \"\$1\" ]" && echo "$address"
+  done
+}
+
+pci_driver() {
+  driver=-
+  while IFS='=' read -r key value; do
+    [ "$key" = DRIVER ] && driver=$value
+  done <"/sys/bus/pci/devices/$1/uevent"
+  echo "$driver"
+}
+group_members() {
+  set -- "/sys/bus/pci/devices/$1/iommu_group/devices/"*
+  [ -e "$1" ] || { echo -; return; }
+  members=${1##*/}
+  shift
+  for member in "$@"; do members="$members,${member##*/}"; done
+  echo "$members"
+}
+group_number() {
+  group=$(readlink "/sys/bus/pci/devices/$1/iommu_group")
+  echo "${group##*/}"
+}
+
+sysfs_write() {
+  echo "write $2 <- '$1'"
+  timeout 10 sh -c 'printf "%s\n" "$1" >"$2"' _ "$1" "$2" || {
+    echo "      (the write failed with status $?)"
+    return 1
+  }
+}

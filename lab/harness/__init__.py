@@ -1,0 +1,1 @@
+"""The passthru VM lab harness: see docs/vm-lab.md."""
