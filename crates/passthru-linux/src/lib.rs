@@ -6,3 +6,5 @@
 //! `sys/linux`.
 //!
 //! [`HostFs`]: passthru_core::hostfs::HostFs
+
+pub mod boot;
