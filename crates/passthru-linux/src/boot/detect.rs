@@ -187,13 +187,31 @@ pub struct Detection {
     pub generator_evidence: Vec<String>,
 }
 
-/// Choices the person made on the command line.
+/// Choices made on the command line, or by an earlier assign.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DetectOptions {
     /// `--bootloader`.
     pub bootloader: Option<BootloaderKind>,
     /// `--initramfs`.
     pub generator: Option<GeneratorKind>,
+    /// The boot loader passthru configured before (used when `bootloader` is not given).
+    pub recorded_bootloader: Option<BootloaderKind>,
+    /// The generator passthru configured before (used when `generator` is not given).
+    pub recorded_generator: Option<GeneratorKind>,
+}
+
+/// Why a kind was chosen without looking at the evidence.
+fn forced<K>(explicit: Option<K>, recorded: Option<K>) -> Option<(K, &'static str)> {
+    explicit
+        .map(|kind| (kind, "chosen on the command line"))
+        .or_else(|| {
+            recorded.map(|kind| {
+                (
+                    kind,
+                    "configured by passthru before (/etc/passthru/persistent.json)",
+                )
+            })
+        })
 }
 
 /// Looks for a program where distributions install them; returns its host path.
@@ -239,7 +257,7 @@ pub fn detect(
     let (bootloader, bootloader_evidence) = choose(
         "boot loader",
         bootloader_candidates(fs, facts),
-        options.bootloader,
+        forced(options.bootloader, options.recorded_bootloader),
         Bootloader::kind,
         BootloaderKind::ALL.iter().map(|k| k.name()),
     )?;
@@ -265,7 +283,7 @@ pub fn detect(
     let (generator, generator_evidence) = choose(
         "initramfs generator",
         candidates,
-        options.generator,
+        forced(options.generator, options.recorded_generator),
         |generator: &Generator| generator.kind,
         GeneratorKind::ALL.iter().map(|k| k.name()),
     )?;
@@ -280,17 +298,17 @@ pub fn detect(
 fn choose<T, K: PartialEq + fmt::Display + Copy>(
     what: &'static str,
     candidates: Vec<Candidate<T>>,
-    forced: Option<K>,
+    forced: Option<(K, &'static str)>,
     kind_of: impl Fn(&T) -> K,
     supported: impl Iterator<Item = &'static str>,
 ) -> Result<(T, Vec<String>), BootError> {
-    if let Some(forced) = forced {
+    if let Some((forced, why)) = forced {
         return candidates
             .into_iter()
             .find(|candidate| kind_of(&candidate.value) == forced)
             .map(|candidate| {
                 let mut evidence = candidate.evidence;
-                evidence.insert(0, format!("chosen on the command line: {forced}"));
+                evidence.insert(0, why.to_owned());
                 (candidate.value, evidence)
             })
             .ok_or_else(|| BootError::NotFound {
@@ -531,7 +549,10 @@ fn generator_candidates(fs: &dyn HostFs, facts: &HostFacts) -> Vec<Candidate<Gen
         let mut evidence =
             vec!["update-initramfs and /etc/initramfs-tools/initramfs.conf exist".into()];
         if !images.is_empty() {
-            evidence.push(format!("{} images /boot/initrd.img-*", images.len()));
+            evidence.push(format!(
+                "/boot/initrd.img-* exist for {} kernel(s)",
+                images.len()
+            ));
         }
         candidates.push(Candidate {
             booted: false,
@@ -547,7 +568,7 @@ fn generator_candidates(fs: &dyn HostFs, facts: &HostFacts) -> Vec<Candidate<Gen
             per_kernel(&["/boot/initramfs-{kver}.img", "/boot/initrd.img-{kver}"]);
         let mut evidence = vec!["dracut and its configuration exist".into()];
         if !images.is_empty() {
-            evidence.push(format!("{} images it names", images.len()));
+            evidence.push(format!("its images exist for {} kernel(s)", images.len()));
         }
         candidates.push(Candidate {
             booted: false,

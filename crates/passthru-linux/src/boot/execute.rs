@@ -40,8 +40,9 @@ pub fn prepare(
     let facts = facts::read_host_facts(root);
     let state = state::load(root)?;
     let options = DetectOptions {
-        bootloader: options.bootloader.or(state.as_ref().map(|s| s.bootloader)),
-        generator: options.generator.or(state.as_ref().map(|s| s.generator)),
+        recorded_bootloader: state.as_ref().map(|s| s.bootloader),
+        recorded_generator: state.as_ref().map(|s| s.generator),
+        ..options
     };
     let detection = detect::detect(root, &facts, options)?;
     let plan = planner::plan(
@@ -152,4 +153,28 @@ pub fn is_system_root(path: &Path) -> bool {
     path.canonicalize()
         .map(|path| path == Path::new("/"))
         .unwrap_or(false)
+}
+
+/// The text `--dry-run` prints: what was detected and why, then the plan.
+pub fn describe(prepared: &Prepared) -> String {
+    use std::fmt::Write as _;
+    let detection = &prepared.detection;
+    let mut text = String::new();
+    let _ = writeln!(text, "Boot loader: {}", detection.bootloader.kind());
+    for line in &detection.bootloader_evidence {
+        let _ = writeln!(text, "  because {line}");
+    }
+    let _ = writeln!(text, "Initramfs generator: {}", detection.generator.kind);
+    for line in &detection.generator_evidence {
+        let _ = writeln!(text, "  because {line}");
+    }
+    let kernels: Vec<String> = prepared
+        .facts
+        .kernels
+        .iter()
+        .map(|kernel| kernel.release.to_string())
+        .collect();
+    let _ = writeln!(text, "Installed kernels: {}", kernels.join(", "));
+    let _ = write!(text, "{}", prepared.plan.plan.render());
+    text
 }

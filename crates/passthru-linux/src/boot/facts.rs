@@ -14,7 +14,7 @@ use super::BootError;
 use super::kernels::{InstalledKernel, installed_kernels, normalize_module};
 
 /// A PCI vendor:device pair, written `10de:1b80` (the form `vfio-pci.ids=` takes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PciId {
     /// Vendor id.
     pub vendor: u16,
@@ -25,6 +25,36 @@ pub struct PciId {
 impl fmt::Display for PciId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04x}:{:04x}", self.vendor, self.device)
+    }
+}
+
+impl std::str::FromStr for PciId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (vendor, device) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not vendor:device"))?;
+        let parse = |part: &str| {
+            u16::from_str_radix(part, 16).map_err(|_| format!("`{text}` is not vendor:device"))
+        };
+        Ok(Self {
+            vendor: parse(vendor)?,
+            device: parse(device)?,
+        })
+    }
+}
+
+impl Serialize for PciId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PciId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

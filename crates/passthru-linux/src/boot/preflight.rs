@@ -74,11 +74,14 @@ pub fn check(
                     "the new {} would be broken: {problem}",
                     change.path.display()
                 ));
-            } else if change.format == FileFormat::Shell
-                && let Err(problem) = shell_syntax(runner, &text)
+            } else if let Some(shell) = match change.format {
+                FileFormat::Shell => Some("sh"),
+                FileFormat::Bash => Some("bash"),
+                _ => None,
+            } && let Err(problem) = shell_syntax(runner, shell, &text)
             {
                 findings.problems.push(format!(
-                    "the new {} does not pass `sh -n`: {problem}",
+                    "the new {} does not pass `{shell} -n`: {problem}",
                     change.path.display()
                 ));
             }
@@ -178,9 +181,9 @@ fn check_space(plan: &BootPlan, root: &RealFs, space: &dyn SpaceProbe, findings:
     }
 }
 
-/// `sh -n` on `text`, inside the configured system.
-fn shell_syntax(runner: &mut dyn CommandRunner, text: &str) -> Result<(), String> {
-    let command = CommandSpec::new("sh", ["-n"])
+/// `sh -n` or `bash -n` on `text`: the shell only parses it, nothing runs.
+fn shell_syntax(runner: &mut dyn CommandRunner, shell: &str, text: &str) -> Result<(), String> {
+    let command = CommandSpec::new(shell, ["-n"])
         .with_stdin(text.as_bytes().to_vec())
         .with_timeout(TOOL_TIMEOUT);
     match runner.run(&command) {
@@ -199,7 +202,7 @@ pub fn parse(path: &Path, format: FileFormat, text: &str) -> Result<(), String> 
             .filter(|(_, line)| !line.is_empty() && !line.starts_with('#'))
     };
     match format {
-        FileFormat::Shell => {
+        FileFormat::Shell | FileFormat::Bash => {
             if path.starts_with("/etc/dracut.conf.d")
                 && path.extension().and_then(|e| e.to_str()) != Some("conf")
             {
@@ -366,7 +369,7 @@ mod tests {
         .unwrap();
         parse(
             Path::new(render::DRACUT_CONF),
-            FileFormat::Shell,
+            FileFormat::Bash,
             &render::dracut_conf(&["vfio_pci".into()], true),
         )
         .unwrap();
@@ -405,7 +408,7 @@ mod tests {
         #[test]
         fn parsers_never_panic(text in "\\PC{0,80}") {
             for format in [
-                FileFormat::Shell, FileFormat::Modprobe, FileFormat::Udev, FileFormat::ModuleList,
+                FileFormat::Shell, FileFormat::Bash, FileFormat::Modprobe, FileFormat::Udev, FileFormat::ModuleList,
                 FileFormat::Cmdline, FileFormat::BootEntry, FileFormat::Yaml, FileFormat::State,
             ] {
                 let _ = parse(Path::new("/etc/dracut.conf.d/x.conf"), format, &text);

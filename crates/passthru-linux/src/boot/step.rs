@@ -155,8 +155,10 @@ impl StoredFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FileFormat {
-    /// Sourced by a shell (`/etc/default/grub`, dracut and mkinitcpio configuration, hooks).
+    /// Sourced by a POSIX shell (`/etc/default/grub`, initramfs-tools hooks).
     Shell,
+    /// Sourced by bash (dracut and mkinitcpio configuration use bash arrays and `+=`).
+    Bash,
     /// `/etc/modprobe.d/*.conf`.
     Modprobe,
     /// A udev rules file.

@@ -68,14 +68,14 @@ pub(super) fn owned_files(
             render::DRACUT_CONF.to_owned(),
             Some(render::dracut_conf(modules, rule).into_bytes()),
             0o644,
-            FileFormat::Shell,
+            FileFormat::Bash,
             "load the vfio modules early in the initramfs".to_owned(),
         )],
         GeneratorKind::Mkinitcpio if generator.dropin_dir => vec![(
             render::MKINITCPIO_DROPIN.to_owned(),
             Some(render::mkinitcpio_dropin(modules, rule).into_bytes()),
             0o644,
-            FileFormat::Shell,
+            FileFormat::Bash,
             "load the vfio modules early in the initramfs".to_owned(),
         )],
         GeneratorKind::Mkinitcpio => Vec::new(),
@@ -165,7 +165,7 @@ pub(super) fn plan_config(
                     path,
                     Some(textedit::remove_block(&text).into_bytes()),
                     0o644,
-                    FileFormat::Shell,
+                    FileFormat::Bash,
                     "passthru's settings moved to the drop-in",
                 )?;
             } else {
@@ -180,7 +180,7 @@ pub(super) fn plan_config(
                     path,
                     Some(new_text.into_bytes()),
                     0o644,
-                    FileFormat::Shell,
+                    FileFormat::Bash,
                     "load the vfio modules early in the initramfs",
                 )?;
             }
@@ -336,7 +336,14 @@ pub(super) fn plan_rebuild(input: PlanInput<'_>, decisions: Option<&Decisions>) 
             GeneratorKind::Dracut | GeneratorKind::Booster => false,
         };
         let modprobe = ImageEntry::File(render::MODPROBE_CONF.trim_start_matches('/').to_owned());
-        let rule = ImageEntry::File("udev/rules.d/05-passthru-vfio.rules".to_owned());
+        let rule = ImageEntry::File(match generator.kind {
+            // The hook copies it to /lib/udev/rules.d; dracut and mkinitcpio keep its path.
+            GeneratorKind::InitramfsTools => "lib/udev/rules.d/05-passthru-vfio.rules".to_owned(),
+            _ => render::UDEV_RULE.trim_start_matches('/').to_owned(),
+        });
+        let had_rule = input
+            .state
+            .is_some_and(|state| state.binding == BindingMethod::Address);
         let mut must_contain = Vec::new();
         let mut must_lack = Vec::new();
         match decisions {
@@ -355,13 +362,17 @@ pub(super) fn plan_rebuild(input: PlanInput<'_>, decisions: Option<&Decisions>) 
                 }
                 if by_address(decisions) {
                     must_contain.push(rule);
-                } else {
+                } else if had_rule {
                     must_lack.push(rule);
                 }
             }
             None => {
-                must_lack.push(modprobe);
-                must_lack.push(rule);
+                if carries_modprobe_d {
+                    must_lack.push(modprobe);
+                }
+                if had_rule {
+                    must_lack.push(rule);
+                }
             }
         }
         rebuild.checks.push(ImageCheck {

@@ -38,27 +38,31 @@ struct Resolved {
     remove: Vec<String>,
 }
 
-/// Works out, for one place whose current text (including text the user controls that is
-/// combined with it, such as `GRUB_CMDLINE_LINUX`) is `context`, what to keep, add and remove.
+/// The user's own parameters in `line`: everything except what passthru recorded as added.
+fn users_part(line: &str, recorded: &[String]) -> String {
+    cmdline::remove(line, recorded).0
+}
+
+/// Works out, for one place whose user-owned parameters (including text the user controls
+/// that is combined with it, such as `GRUB_CMDLINE_LINUX`) are `users`, what to keep, add and
+/// remove.
 fn resolve(
-    context: &str,
+    users: &str,
     place: &str,
     recorded: &[String],
     wanted: &[String],
     notes: &mut Vec<String>,
 ) -> Result<Resolved, BootError> {
-    if !cmdline::quotes_balanced(context) {
+    if !cmdline::quotes_balanced(users) {
         return Err(BootError::Refused(format!(
             "the kernel command line in {place} has a double quote that is never closed; \
              passthru will not edit it. Fix the quoting first"
         )));
     }
-    // The user's own parameters: everything except what passthru recorded as added.
-    let (users, _) = cmdline::remove(context, recorded);
     let mut effective = Vec::new();
     for param in wanted {
         let name = cmdline::normalized_name(param);
-        let theirs: Vec<&str> = cmdline::values_of(&users, &name)
+        let theirs: Vec<&str> = cmdline::values_of(users, &name)
             .into_iter()
             .map(|value| value.unwrap_or(""))
             .collect();
@@ -106,7 +110,7 @@ fn resolve(
         effective.push(param.clone());
     }
     for retired in RETIRED_PARAMS {
-        if cmdline::contains(&users, retired) {
+        if cmdline::contains(users, retired) {
             notes.push(format!(
                 "{place}: {retired} is not a valid value and does nothing (the AMD IOMMU is on by \
                  default); passthru leaves your setting alone"
@@ -307,7 +311,7 @@ fn grub(
     match assignment {
         Some(found) if found.literal && !in_block => {
             let value = &text[found.value.clone()];
-            let context = format!("{linux_value} {value}");
+            let context = format!("{linux_value} {}", users_part(value, &recorded));
             let resolved = resolve(&context, &key, &recorded, wanted, &mut outcome.notes)?;
             let (value, now_added) = edit(value, &recorded, &resolved);
             let unsafe_char = match found.quoting {
@@ -400,7 +404,13 @@ fn boot_entry(
     };
     let recorded = recorded_at(&key);
     let value = &text[span.clone()];
-    let resolved = resolve(value, &key, &recorded, wanted, &mut outcome.notes)?;
+    let resolved = resolve(
+        &users_part(value, &recorded),
+        &key,
+        &recorded,
+        wanted,
+        &mut outcome.notes,
+    )?;
     let (value, added) = edit(value, &recorded, &resolved);
     let mut edited = text.clone();
     edited.replace_range(span, &value);
@@ -429,7 +439,13 @@ fn kernel_cmdline_file(
         Some(line) => (line, "\n"),
         None => (text.as_str(), ""),
     };
-    let resolved = resolve(line, &key, &recorded, wanted, &mut outcome.notes)?;
+    let resolved = resolve(
+        &users_part(line, &recorded),
+        &key,
+        &recorded,
+        wanted,
+        &mut outcome.notes,
+    )?;
     let (line, added) = edit(line, &recorded, &resolved);
     record(outcome, &key, added);
     files.set(
@@ -471,8 +487,17 @@ fn tool_managed(
                 .into(),
         );
     }
-    let context = option_lines.join(" ");
-    let resolved = resolve(&context, tool, recorded, wanted, &mut outcome.notes)?;
+    let context: Vec<String> = option_lines
+        .iter()
+        .map(|line| users_part(line, recorded))
+        .collect();
+    let resolved = resolve(
+        &context.join(" "),
+        tool,
+        recorded,
+        wanted,
+        &mut outcome.notes,
+    )?;
     let everywhere = |param: &String| {
         !option_lines.is_empty()
             && option_lines
@@ -589,7 +614,14 @@ mod tests {
         let recorded = strings(&["iommu=pt", "vfio-pci.ids=10de:1b80"]);
         let wanted = strings(&["iommu=pt", "vfio-pci.ids=10de:10f0,10de:1b80"]);
         let line = "quiet iommu=pt vfio-pci.ids=10de:1b80";
-        let resolved = resolve(line, "x", &recorded, &wanted, &mut notes).unwrap();
+        let resolved = resolve(
+            &users_part(line, &recorded),
+            "x",
+            &recorded,
+            &wanted,
+            &mut notes,
+        )
+        .unwrap();
         assert_eq!(resolved.remove, strings(&["vfio-pci.ids=10de:1b80"]));
         let (text, added) = edit(line, &recorded, &resolved);
         assert_eq!(text, "quiet iommu=pt vfio-pci.ids=10de:10f0,10de:1b80");
@@ -620,7 +652,14 @@ mod tests {
         let mut notes = Vec::new();
         let recorded = strings(&["amd_iommu=on", "iommu=pt"]);
         let line = "quiet amd_iommu=on iommu=pt";
-        let resolved = resolve(line, "x", &recorded, &strings(&["iommu=pt"]), &mut notes).unwrap();
+        let resolved = resolve(
+            &users_part(line, &recorded),
+            "x",
+            &recorded,
+            &strings(&["iommu=pt"]),
+            &mut notes,
+        )
+        .unwrap();
         let (text, added) = edit(line, &recorded, &resolved);
         assert_eq!(text, "quiet iommu=pt");
         assert_eq!(added, strings(&["iommu=pt"]));
