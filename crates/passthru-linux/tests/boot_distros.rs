@@ -226,7 +226,10 @@ fn changes_as_text(
             .unwrap_or(&line)
             .to_owned();
         text.push_str(&format!("== {line}\n"));
-        if path.ends_with('/') || path.contains("initrd") || path.contains("initramfs") {
+        let image = ["boot/initrd", "boot/initramfs", "boot/booster"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix));
+        if path.ends_with('/') || image {
             if let Some((bytes, _)) = after.get(&path) {
                 for added in String::from_utf8_lossy(bytes).lines() {
                     let was = before.get(&path).is_some_and(|(old, _)| {

@@ -360,6 +360,13 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn module_paths_never_panic(path in "\\PC{0,40}") {
+            if let Some(name) = module_name_from_path(&path) {
+                proptest::prop_assert!(!name.is_empty() && !name.contains('-'));
+            }
+        }
+
+        #[test]
         fn glob_never_panics(pattern in "[a-z*?\\[\\]!-]{0,12}", text in "[a-z]{0,12}") {
             let _ = glob_match(pattern.as_bytes(), text.as_bytes());
         }

@@ -174,10 +174,12 @@ pub(super) fn plan(
                 command: mkconfig.clone().with_timeout(TOOL_TIMEOUT),
                 restores: vec![snapshot],
             });
-            let removed: Vec<String> = recorded
-                .values()
+            // Only what passthru put into the GRUB defaults (not, say, its module lists).
+            let removed: Vec<String> = defaults
+                .iter()
+                .filter_map(|path| recorded.get(&path.display().to_string()))
                 .flatten()
-                .filter(|param| !wanted.contains(param))
+                .filter(|param| !outcome.added.values().flatten().any(|kept| kept == *param))
                 .cloned()
                 .collect();
             outcome.checks.push(EntriesCheck {
