@@ -124,7 +124,7 @@ pub fn undo(
 ) -> Result<Report, RunError> {
     let steps = executor::decode_steps::<BootStep>(operation)?;
     if let Some(BootStep::Begin { root, .. }) = steps.first()
-        && root != host.root()
+        && !super::step::root_matches(root, host.root())
     {
         return Err(RunError::WrongRoot(format!(
             "operation {} changed the system under {}, not {}; run `passthru --root {} undo`",

@@ -303,9 +303,8 @@ impl Step for BootStep {
             Self::Begin {
                 rebuild_on_undo, ..
             } => {
-                let mut view = StepView::new(
-                    "Record the undo procedure: restore every file below, then rebuild with:",
-                );
+                let mut view =
+                    StepView::new("On undo: once every file below is restored, rebuild with:");
                 for command in rebuild_on_undo {
                     view = view.action(format!("(on undo) $ {command}"));
                 }
@@ -448,8 +447,15 @@ impl Step for BootStep {
     }
 }
 
+/// Whether a plan made for `recorded` may act on the system under `actual`: the same root, or
+/// a plan made for the machine itself (`/`) acting on it mounted elsewhere, as when repairing
+/// it from a live system (`--root /mnt`).
+pub fn root_matches(recorded: &Path, actual: &Path) -> bool {
+    recorded == actual || recorded == Path::new("/")
+}
+
 fn check_root(host: &BootHost, root: &Path) -> Result<(), StepError> {
-    if host.root() == root {
+    if root_matches(root, host.root()) {
         Ok(())
     } else {
         Err(StepError::new(format!(
@@ -655,6 +661,17 @@ fn check_entries(host: &mut BootHost, check: &EntriesCheck) -> Result<(), StepEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plan_for_the_machine_itself_may_repair_it_mounted_elsewhere() {
+        assert!(root_matches(Path::new("/"), Path::new("/mnt")));
+        assert!(root_matches(Path::new("/srv/img"), Path::new("/srv/img")));
+        assert!(!root_matches(Path::new("/srv/img"), Path::new("/")));
+        assert!(!root_matches(
+            Path::new("/srv/img"),
+            Path::new("/srv/other")
+        ));
+    }
 
     #[test]
     fn listings_of_every_tool_are_understood() {

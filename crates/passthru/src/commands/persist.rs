@@ -328,7 +328,7 @@ pub(crate) fn undo(
         ))
     })?;
     let root = match &global.root {
-        Some(root) if root != &recorded => {
+        Some(root) if !passthru_linux::boot::step::root_matches(&recorded, root) => {
             return Err(Failure::new(format!(
                 "operation {} changed the system under {}, not {}",
                 operation.id,
@@ -337,7 +337,8 @@ pub(crate) fn undo(
             ))
             .with_help(format!("run `passthru --root {} undo`", recorded.display())));
         }
-        _ => recorded,
+        Some(root) => root.clone(),
+        None => recorded,
     };
     let mut host = BootHost::new(&root, runner_for(&root), journal.blobs());
     let result = execute::undo(
