@@ -8,17 +8,14 @@ use std::path::Path;
 
 use passthru_core::hostfs::RealFs;
 use passthru_core::pci::PciAddress;
-use passthru_core::plan::executor::ExecOptions;
-use passthru_core::plan::journal::{Journal, Outcome};
-use passthru_core::runner::SystemRunner;
+use passthru_core::plan::journal::Journal;
 use passthru_linux::boot::detect::DetectOptions;
-use passthru_linux::boot::execute::{self, Prepared};
+use passthru_linux::boot::execute;
 use passthru_linux::boot::facts;
 use passthru_linux::boot::planner::Request;
-use passthru_linux::boot::preflight::FixedSpace;
-use passthru_linux::boot::step::{BootHost, ImageEntry, listing_contains};
+use passthru_linux::boot::step::{ImageEntry, listing_contains};
 use passthru_linux::boot::{postboot, state};
-use support::{FakeTools, NOW, Root, differences};
+use support::{FakeTools, NOW, Root, apply, assert_unchanged, differences, prepare, undo_last};
 
 /// A distribution scenario: the fixture, its PCI devices, and the devices to assign.
 struct Scenario {
@@ -185,33 +182,6 @@ impl Scenario {
     }
 }
 
-fn prepare(root: &Root, request: &Request) -> Prepared {
-    let fs = RealFs::new(root.path());
-    let prepared = execute::prepare(&fs, request, DetectOptions::default(), NOW).unwrap();
-    execute::check(&prepared, &fs, &mut SystemRunner, &FixedSpace(1 << 40)).unwrap();
-    prepared
-}
-
-fn apply(root: &Root, journal: &mut Journal, prepared: &Prepared, tools: &FakeTools) {
-    let mut host = BootHost::new(root.path(), tools.boxed(), journal.blobs());
-    let report = execute::apply(
-        journal,
-        &prepared.plan,
-        &mut host,
-        &ExecOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_eq!(report.outcome, Outcome::Applied);
-}
-
-fn undo_last(root: &Root, journal: &mut Journal, tools: &FakeTools) {
-    let operation = journal.last_undoable().unwrap().unwrap();
-    let mut host = BootHost::new(root.path(), tools.boxed(), journal.blobs());
-    let report = execute::undo(journal, &operation, &mut host, &mut |_| {}).unwrap();
-    assert!(report.undo_errors.is_empty(), "{:?}", report.undo_errors);
-}
-
 /// The changed files, as text, for a snapshot of "what passthru did to the system".
 fn changes_as_text(
     root: &Root,
@@ -320,10 +290,7 @@ fn full_cycle(scenario: &Scenario, name: &str) {
     // Assign again, then release: the system is back as it was.
     let prepared = prepare(&root, &scenario.assign(&root));
     apply(&root, &mut journal, &prepared, &tools);
-    assert_eq!(
-        differences(&applied, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&applied, &root);
     let release = prepare(&root, &Request::Release(scenario.addresses()));
     insta::assert_snapshot!(format!("{name}_release_plan"), execute::describe(&release));
     apply(&root, &mut journal, &release, &tools);
@@ -336,10 +303,7 @@ fn full_cycle(scenario: &Scenario, name: &str) {
 
     // Undoing the release brings the assignment back exactly.
     undo_last(&root, &mut journal, &tools);
-    assert_eq!(
-        differences(&applied, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&applied, &root);
 }
 
 /// Files a boot loader's own tool rewrites in its own format (kernelstub saves its JSON with
@@ -424,10 +388,7 @@ fn assigning_one_more_device_extends_the_ids_and_releasing_it_shrinks_them_back(
     ));
     let release_gpu = prepare(&root, &Request::Release(vec![gpu]));
     apply(&root, &mut journal, &release_gpu, &tools);
-    assert_eq!(
-        differences(&original, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&original, &root);
 }
 
 #[test]

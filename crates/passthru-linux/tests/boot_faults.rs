@@ -15,7 +15,7 @@ use passthru_linux::boot::planner::Request;
 use passthru_linux::boot::preflight::FixedSpace;
 use passthru_linux::boot::step::{BootHost, BootStep};
 use serde::{Deserialize, Serialize};
-use support::{FakeTools, NOW, Root, differences};
+use support::{FakeTools, NOW, Root, assert_unchanged, differences};
 
 /// The Debian host with two identical GPUs, so the plan has every kind of step: owned files,
 /// shared edits, a hook, a udev rule, rebuilds of two kernels, the GRUB menu, and checks.
@@ -242,10 +242,7 @@ fn an_image_without_vfio_pci_is_caught_and_everything_is_put_back() {
     let message = apply_expecting_failure(&root, &tools, Outcome::RolledBack);
     assert!(message.contains("lacks module vfio_pci"), "{message}");
     *tools.leave_out.borrow_mut() = None;
-    assert_eq!(
-        differences(&original, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&original, &root);
 }
 
 #[test]
@@ -267,10 +264,7 @@ fn a_failing_rebuild_of_the_second_kernel_is_rolled_back() {
             .count()
             >= 2
     );
-    assert_eq!(
-        differences(&original, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&original, &root);
 }
 
 #[test]
@@ -281,10 +275,7 @@ fn a_rebuild_that_keeps_failing_leaves_the_files_restored_and_says_so() {
     *tools.fail_on.borrow_mut() = Some("update-initramfs -u -k 6.12".into());
     apply_expecting_failure(&root, &tools, Outcome::UndoIncomplete);
     // Every file is back; the image of 6.12 was never rewritten, so it is the original too.
-    assert_eq!(
-        differences(&original, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&original, &root);
 }
 
 #[test]

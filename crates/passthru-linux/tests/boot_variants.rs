@@ -4,17 +4,14 @@
 mod support;
 
 use passthru_core::hostfs::RealFs;
-use passthru_core::plan::executor::ExecOptions;
 use passthru_core::plan::journal::Journal;
-use passthru_core::runner::SystemRunner;
 use passthru_linux::boot::BootError;
 use passthru_linux::boot::detect::{self, BootloaderKind, DetectOptions, GeneratorKind};
 use passthru_linux::boot::execute::{self, Prepared};
 use passthru_linux::boot::facts;
 use passthru_linux::boot::planner::Request;
-use passthru_linux::boot::preflight::FixedSpace;
 use passthru_linux::boot::step::BootHost;
-use support::{FakeTools, NOW, Root, differences};
+use support::{FakeTools, NOW, Root, apply, assert_unchanged};
 
 fn debian() -> Root {
     let root = Root::copy("debian-12");
@@ -43,20 +40,6 @@ fn assign(root: &Root) -> Result<Prepared, BootError> {
         DetectOptions::default(),
         NOW,
     )
-}
-
-fn apply(root: &Root, journal: &mut Journal, prepared: &Prepared, tools: &FakeTools) {
-    let fs = RealFs::new(root.path());
-    execute::check(prepared, &fs, &mut SystemRunner, &FixedSpace(1 << 40)).unwrap();
-    let mut host = BootHost::new(root.path(), tools.boxed(), journal.blobs());
-    execute::apply(
-        journal,
-        &prepared.plan,
-        &mut host,
-        &ExecOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
 }
 
 fn run(tools: &FakeTools, program: &str, args: &[&str]) {
@@ -208,10 +191,7 @@ fn a_grub_value_with_expansions_gets_passthrus_own_block_and_round_trips() {
     )
     .unwrap();
     apply(&root, &mut journal, &release, &tools);
-    assert_eq!(
-        differences(&original, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&original, &root);
 }
 
 #[test]
@@ -302,10 +282,7 @@ fn booster_takes_the_modules_into_its_yaml_and_refuses_binding_by_address() {
     let operation = journal.last_undoable().unwrap().unwrap();
     let mut host = BootHost::new(root.path(), tools.boxed(), journal.blobs());
     execute::undo(&mut journal, &operation, &mut host, &mut |_| {}).unwrap();
-    assert_eq!(
-        differences(&original, &root.snapshot()),
-        Vec::<String>::new()
-    );
+    assert_unchanged(&original, &root);
 
     // A second identical card: binding must be by address, which booster cannot do.
     root.add_pci(

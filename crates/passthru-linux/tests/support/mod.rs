@@ -10,7 +10,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use passthru_core::hostfs::RealFs;
+use passthru_core::plan::executor::ExecOptions;
+use passthru_core::plan::journal::{Journal, Outcome};
 use passthru_core::runner::{CommandOutput, CommandRunner, CommandSpec, SystemRunner};
+use passthru_linux::boot::detect::DetectOptions;
+use passthru_linux::boot::execute::{self, Prepared};
+use passthru_linux::boot::planner::Request;
+use passthru_linux::boot::preflight::FixedSpace;
+use passthru_linux::boot::step::BootHost;
 
 /// A fixed time for plans, so snapshots are stable.
 pub(crate) const NOW: &str = "2025-06-01T12:00:00Z";
@@ -149,6 +157,41 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, u32)>) {
             );
         }
     }
+}
+
+/// Plans `request` on `root` and checks the plan (with plenty of room in /boot).
+pub(crate) fn prepare(root: &Root, request: &Request) -> Prepared {
+    let fs = RealFs::new(root.path());
+    let prepared = execute::prepare(&fs, request, DetectOptions::default(), NOW).unwrap();
+    execute::check(&prepared, &fs, &mut SystemRunner, &FixedSpace(1 << 40)).unwrap();
+    prepared
+}
+
+/// Applies a prepared plan with the fake tools; it must succeed.
+pub(crate) fn apply(root: &Root, journal: &mut Journal, prepared: &Prepared, tools: &FakeTools) {
+    let mut host = BootHost::new(root.path(), tools.boxed(), journal.blobs());
+    let report = execute::apply(
+        journal,
+        &prepared.plan,
+        &mut host,
+        &ExecOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.outcome, Outcome::Applied);
+}
+
+/// Undoes the journal's last operation with the fake tools; it must restore everything.
+pub(crate) fn undo_last(root: &Root, journal: &mut Journal, tools: &FakeTools) {
+    let operation = journal.last_undoable().unwrap().unwrap();
+    let mut host = BootHost::new(root.path(), tools.boxed(), journal.blobs());
+    let report = execute::undo(journal, &operation, &mut host, &mut |_| {}).unwrap();
+    assert!(report.undo_errors.is_empty(), "{:?}", report.undo_errors);
+}
+
+/// Asserts that the root holds exactly the files, bytes, modes and directories of `before`.
+pub(crate) fn assert_unchanged(before: &BTreeMap<String, (Vec<u8>, u32)>, root: &Root) {
+    assert_eq!(differences(before, &root.snapshot()), Vec::<String>::new());
 }
 
 /// The differences between two snapshots, for readable assertion messages.
