@@ -2,6 +2,8 @@
 //! (`--dry-run` text), the files after applying it, undo back to the exact bytes, release, and
 //! idempotence.
 
+#![cfg(unix)]
+
 mod support;
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! Fault injection: whatever step fails, the rollback puts every byte back; wherever the
 //! process dies, `undo` does. Also the checks that catch a broken generator.
 
+#![cfg(unix)]
+
 mod support;
 
 use passthru_core::hostfs::RealFs;

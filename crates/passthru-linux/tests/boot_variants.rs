@@ -1,6 +1,8 @@
 //! Detection of what is in use, and the less common layouts: GRUB values that are not plain
 //! literals, `grub.d` overrides, booster, conflicts with the user's own parameters.
 
+#![cfg(unix)]
+
 mod support;
 
 use passthru_core::hostfs::RealFs;

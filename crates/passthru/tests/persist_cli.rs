@@ -3,6 +3,8 @@
 //! `tools/stages/45-boot-e2e.sh` against a real Debian root. Here: the plan, the checks, and
 //! the errors people meet.
 
+#![cfg(unix)]
+
 use std::path::Path;
 
 use assert_cmd::Command;
