@@ -8,6 +8,7 @@
 //! [`HostFs`]: passthru_core::hostfs::HostFs
 
 pub mod bind;
+pub mod boot;
 pub mod errno;
 pub mod probes;
 pub mod sys;

@@ -410,10 +410,45 @@ impl Journal {
 
     /// Stores bytes (an original file, say) and returns their id, the SHA-256 in hex.
     pub fn store_blob(&self, bytes: &[u8]) -> Result<String, JournalError> {
+        self.blobs().store(bytes)
+    }
+
+    /// Loads a blob stored by [`Journal::store_blob`], checking its hash.
+    pub fn load_blob(&self, id: &str) -> Result<Vec<u8>, JournalError> {
+        self.blobs().load(id)
+    }
+
+    /// A handle on this journal's blob storage that a step's host can keep while the executor
+    /// holds the journal itself (steps that replace files store and load originals through it).
+    pub fn blobs(&self) -> BlobStore {
+        BlobStore {
+            dir: self.dir.join("blobs"),
+        }
+    }
+
+    /// A fresh operation id: UTC time plus process id, sortable and unique per process.
+    pub fn new_operation_id() -> String {
+        let stamp = now_rfc3339().replace([':', '-'], "");
+        format!("{}-{}", stamp.trim_end_matches('Z'), std::process::id())
+    }
+}
+
+/// The blob storage of a journal (`blobs/<sha256>`), detached from the journal's lock so that a
+/// step's host can reach it during [`super::executor::apply`] and [`super::executor::undo`].
+/// Obtain it with [`Journal::blobs`].
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    /// Stores bytes and returns their id, the SHA-256 in hex. Storing the same bytes twice is
+    /// cheap: the second call finds the blob already there.
+    pub fn store(&self, bytes: &[u8]) -> Result<String, JournalError> {
         let id = sha256_hex(bytes);
-        let path = self.dir.join("blobs").join(&id);
+        let path = self.dir.join(&id);
         if !path.exists() {
-            let temporary = self.dir.join("blobs").join(format!("{id}.tmp"));
+            let temporary = self.dir.join(format!("{id}.tmp"));
             let mut file = fs_err::File::create(&temporary)?;
             file.write_all(bytes)?;
             file.sync_all()?;
@@ -422,20 +457,14 @@ impl Journal {
         Ok(id)
     }
 
-    /// Loads a blob stored by [`Journal::store_blob`], checking its hash.
-    pub fn load_blob(&self, id: &str) -> Result<Vec<u8>, JournalError> {
-        let bytes = fs_err::read(self.dir.join("blobs").join(id))
-            .map_err(|_| JournalError::BadBlob(id.to_owned()))?;
+    /// Loads a blob, checking its hash.
+    pub fn load(&self, id: &str) -> Result<Vec<u8>, JournalError> {
+        let bytes =
+            fs_err::read(self.dir.join(id)).map_err(|_| JournalError::BadBlob(id.to_owned()))?;
         if sha256_hex(&bytes) != id {
             return Err(JournalError::BadBlob(id.to_owned()));
         }
         Ok(bytes)
-    }
-
-    /// A fresh operation id: UTC time plus process id, sortable and unique per process.
-    pub fn new_operation_id() -> String {
-        let stamp = now_rfc3339().replace([':', '-'], "");
-        format!("{}-{}", stamp.trim_end_matches('Z'), std::process::id())
     }
 }
 

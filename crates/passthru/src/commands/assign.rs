@@ -33,6 +33,9 @@ pub(crate) struct AssignArgs {
     /// Print the exact plan and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+
+    #[command(flatten)]
+    pub(crate) boot: super::persist::PersistArgs,
 }
 
 /// Arguments of `passthru release`.
@@ -53,12 +56,33 @@ pub(crate) struct ReleaseArgs {
     /// Print the exact plan and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+
+    #[command(flatten)]
+    pub(crate) boot: super::persist::PersistArgs,
 }
 
-pub(crate) fn run_assign(_args: AssignArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run_assign(args: AssignArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    if args.persistent && args.vm.is_none() {
+        return super::persist::run(
+            super::persist::Action::Assign,
+            &args.devices,
+            args.dry_run,
+            &args.boot,
+            global,
+        );
+    }
     Err(super::not_yet("`assign`"))
 }
 
-pub(crate) fn run_release(_args: ReleaseArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run_release(args: ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    if args.persistent && args.vm.is_none() {
+        return super::persist::run(
+            super::persist::Action::Release,
+            &args.devices,
+            args.dry_run,
+            &args.boot,
+            global,
+        );
+    }
     Err(super::not_yet("`release`"))
 }

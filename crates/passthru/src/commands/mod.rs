@@ -4,6 +4,7 @@ pub(crate) mod assign;
 pub(crate) mod driver;
 pub(crate) mod gpu_p;
 pub(crate) mod journal;
+pub(crate) mod persist;
 pub(crate) mod snapshot;
 pub(crate) mod survey;
 pub(crate) mod undo;

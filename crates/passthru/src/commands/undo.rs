@@ -51,6 +51,8 @@ pub(crate) fn run(args: UndoArgs, global: &GlobalArgs) -> Result<ExitCode, Failu
     };
     match operation.kind.as_str() {
         "linux-sysfs" => undo_linux_sysfs(&mut journal, &operation, &args, global),
+        "linux-boot" if args.dry_run => show_pending(&operation, global, |_| None),
+        "linux-boot" => super::persist::undo(&mut journal, &operation, global),
         other => Err(unknown_kind(other, &operation)),
     }
 }
