@@ -43,8 +43,7 @@ pub(crate) fn run(args: UndoArgs, global: &GlobalArgs) -> Result<ExitCode, Failu
             let mut out = anstream::stdout().lock();
             let _ = writeln!(
                 out,
-                "Nothing to undo: every operation in {} is finished.",
-                journal.dir().display()
+                "Nothing to undo: the journal has no applied or interrupted operation."
             );
         }
         return Ok(ExitCode::SUCCESS);
