@@ -1,2 +1,4 @@
 //! Windows driver packages: parsing INF files, resolving the exact file set a GPU needs in a
 //! guest, and syncing it incrementally.
+
+pub mod inf;
