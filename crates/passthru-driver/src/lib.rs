@@ -2,3 +2,4 @@
 //! guest, and syncing it incrementally.
 
 pub mod inf;
+pub mod sync;
