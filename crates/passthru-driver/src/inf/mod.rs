@@ -13,6 +13,7 @@ pub mod directives;
 mod strings;
 mod syntax;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -120,6 +121,8 @@ impl Section {
 #[derive(Debug, Clone)]
 pub struct Inf {
     sections: Vec<Section>,
+    /// Lower-case section name → index into `sections`.
+    index: HashMap<String, usize>,
     encoding: TextEncoding,
     warnings: Vec<InfWarning>,
 }
@@ -146,7 +149,7 @@ impl Inf {
             });
         }
         let table = strings::StringTable::from_sections(&raw);
-        let sections = raw
+        let sections: Vec<Section> = raw
             .into_iter()
             .map(|section| {
                 let is_strings = section.name.to_ascii_lowercase().starts_with("strings");
@@ -182,8 +185,14 @@ impl Inf {
                 }
             })
             .collect();
+        let index = sections
+            .iter()
+            .enumerate()
+            .map(|(at, section): (usize, &Section)| (section.name.to_ascii_lowercase(), at))
+            .collect();
         Ok(Self {
             sections,
+            index,
             encoding: decoded.encoding,
             warnings,
         })
@@ -191,9 +200,9 @@ impl Inf {
 
     /// The section named `name` (case-insensitive).
     pub fn section(&self, name: &str) -> Option<&Section> {
-        self.sections
-            .iter()
-            .find(|section| section.name.eq_ignore_ascii_case(name))
+        self.index
+            .get(&name.to_ascii_lowercase())
+            .map(|&at| &self.sections[at])
     }
 
     /// Every section in file order.

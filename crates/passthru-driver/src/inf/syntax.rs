@@ -7,6 +7,8 @@
 //! whitespace around values is dropped. Section names are case-insensitive, and a section that
 //! appears twice is one section (Windows merges them).
 
+use std::collections::HashMap;
+
 use super::InfWarning;
 
 /// A section before string substitution.
@@ -30,6 +32,7 @@ pub(crate) struct RawEntry {
 /// Splits `text` into sections. Problems become warnings; nothing here fails.
 pub(crate) fn lex(text: &str, warnings: &mut Vec<InfWarning>) -> Vec<RawSection> {
     let mut sections: Vec<RawSection> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut current: Option<usize> = None;
     let mut lines = text.lines().enumerate().peekable();
     let mut outside_noted = false;
@@ -70,17 +73,15 @@ pub(crate) fn lex(text: &str, warnings: &mut Vec<InfWarning>) -> Vec<RawSection>
                 continue;
             };
             let name = header[..end].trim().to_owned();
-            let existing = sections
-                .iter()
-                .position(|section| section.name.eq_ignore_ascii_case(&name));
-            current = Some(existing.unwrap_or_else(|| {
+            let at = *by_name.entry(name.to_ascii_lowercase()).or_insert_with(|| {
                 sections.push(RawSection {
                     name,
                     line: line_no,
                     entries: Vec::new(),
                 });
                 sections.len() - 1
-            }));
+            });
+            current = Some(at);
             continue;
         }
         let Some(section) = current else {

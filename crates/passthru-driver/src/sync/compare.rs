@@ -9,7 +9,7 @@
 //!    (NTFS's resolution); a destination time with no sub-second part equals a source time in
 //!    the same second (file systems that store whole seconds).
 //! 4. Same size, different time → **unsure**: someone touched the file, or the host
-//!    re-extracted the same package. Both files are hashed (SHA-256); equal content is kept and
+//!    re-extracted the same package. Both files are hashed (BLAKE3); equal content is kept and
 //!    only the time is corrected, different content is replaced.
 //!
 //! With [`CompareMode::Checksum`] every same-size file is treated as unsure. A file changed in

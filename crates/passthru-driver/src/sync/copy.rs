@@ -8,8 +8,6 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sha2::{Digest, Sha256};
-
 use super::compare::FileTime;
 use super::sys;
 
@@ -55,7 +53,7 @@ pub(crate) fn partial_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
-/// Copies `request.source` to `request.dest`; returns the SHA-256 when asked for.
+/// Copies `request.source` to `request.dest`; returns the content hash (BLAKE3) when asked for.
 pub(crate) fn copy_file(
     request: &CopyRequest<'_>,
     progress: &mut dyn FnMut(u64),
@@ -120,7 +118,7 @@ fn write_partial(
     let mut source = fs_err::File::open(request.source)?;
     let mut target = fs_err::File::create(partial)?;
     let digest = if request.hash {
-        let mut hasher = Sha256::new();
+        let mut hasher = blake3::Hasher::new();
         let mut buffer = vec![0u8; CHUNK];
         loop {
             if request.cancel.load(Ordering::Relaxed) {
@@ -136,7 +134,7 @@ fn write_partial(
             target.write_all(&buffer[..read])?;
             progress(read as u64);
         }
-        Some(hex(&hasher.finalize()))
+        Some(hasher.finalize().to_hex().to_string())
     } else {
         // `io::copy` between files lets the kernel copy (copy_file_range on Linux); chunks keep
         // progress and cancellation responsive.
@@ -199,18 +197,20 @@ pub(crate) fn remove_leftover(path: &Path) -> io::Result<()> {
     }
 }
 
-/// SHA-256 of a file, streamed.
+/// The BLAKE3 hash of a file, streamed.
 pub(crate) fn hash_file(path: &Path, cancel: &AtomicBool) -> Result<String, CopyError> {
     let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; CHUNK];
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(CopyError::Cancelled);
         }
         match file.read(&mut buffer) {
-            Ok(0) => return Ok(hex(&hasher.finalize())),
-            Ok(read) => hasher.update(&buffer[..read]),
+            Ok(0) => return Ok(hasher.finalize().to_hex().to_string()),
+            Ok(read) => {
+                hasher.update(&buffer[..read]);
+            }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error.into()),
         }
@@ -232,15 +232,4 @@ pub(crate) fn set_time(path: &Path, time: FileTime) -> io::Result<()> {
         fs_err::set_permissions(path, permissions)?;
     }
     result
-}
-
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
 }

@@ -68,7 +68,7 @@ pub enum VerifyMode {
     /// Every written file has the source's size.
     #[default]
     Size,
-    /// Every written file is read back and its SHA-256 compared.
+    /// Every written file is read back and its hash compared.
     Hash,
 }
 
@@ -81,7 +81,7 @@ pub struct SyncOptions {
     pub compare: CompareMode,
     /// What to check after writing.
     pub verify: VerifyMode,
-    /// Compute the SHA-256 of every file in the final set (hashed while copying; taken from
+    /// Compute the content hash (BLAKE3) of every file in the final set (hashed while copying; taken from
     /// [`SyncOptions::known`] or the resume log for files kept).
     pub hashes: bool,
     /// Mark written files read-only (a replaced read-only file's mark is always kept).
@@ -123,7 +123,7 @@ pub struct PlannedFile {
     pub action: Action,
     /// The content hash, when already known for a kept file.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub known_sha256: Option<String>,
+    pub known_hash: Option<String>,
 }
 
 /// A destination file that will be removed.
@@ -280,7 +280,7 @@ impl SyncJob {
     /// completely: files not in the source are removed).
     pub fn mirror(source_root: &Path, dest_root: &Path) -> Result<Self, SyncError> {
         let mut files = Vec::new();
-        walk_files(source_root, Path::new(""), &mut |relative, _size| {
+        walk_files(source_root, Path::new(""), &mut |relative, _| {
             files.push(FileToSync {
                 source: source_root.join(relative),
                 dest: relative.to_path_buf(),
@@ -304,78 +304,69 @@ pub fn plan(job: &SyncJob, options: &SyncOptions) -> Result<SyncPlan, SyncError>
         known.extend(load_state(state).map_err(SyncError::Destination)?);
     }
     let mut wanted = HashSet::new();
-    let mut files = Vec::with_capacity(job.files.len());
     for file in &job.files {
         check_relative(&file.dest)?;
-        let key = relative_key(&file.dest);
-        if !wanted.insert(sys::path_key(&key)) {
+        if !wanted.insert(sys::path_key(&relative_key(&file.dest))) {
             return Err(SyncError::DuplicateDestination(file.dest.clone()));
         }
-        let meta = fs_err::metadata(&file.source).map_err(SyncError::Source)?;
-        if !meta.is_file() {
-            return Err(SyncError::Source(io::Error::other(format!(
-                "`{}` is not a regular file",
-                file.source.display()
-            ))));
-        }
-        let time = FileTime::from_system(meta.modified().map_err(SyncError::Source)?);
-        let dest_path = job.dest_root.join(&file.dest);
-        let action = match fs_err::symlink_metadata(&dest_path) {
-            Ok(dest) if dest.is_file() => {
-                let dest_time =
-                    FileTime::from_system(dest.modified().map_err(SyncError::Destination)?);
-                compare::decide(
-                    options.compare,
-                    meta.len(),
-                    time,
-                    Some((dest.len(), dest_time)),
-                )
-            }
-            // A directory or link where a file belongs: the copy reports it with its path.
-            Ok(dest) => Action::Replace {
-                old_size: dest.len(),
-            },
-            Err(error) if error.kind() == io::ErrorKind::NotFound => Action::Create,
-            Err(error) => return Err(SyncError::Destination(error)),
-        };
-        let known_sha256 = (action == Action::Keep)
-            .then(|| known.get(&key))
-            .flatten()
-            .filter(|k| k.size == meta.len() && time.same_as(k.time))
-            .map(|k| k.sha256.clone());
-        files.push(PlannedFile {
-            source: file.source.clone(),
-            dest: file.dest.clone(),
-            size: meta.len(),
-            time,
-            action,
-            known_sha256,
-        });
     }
+    // Looking at both sides is latency-bound (cold metadata comes from disk), so it runs on
+    // more threads than copying does.
+    let threads = options.threads.max(8);
+    let per_thread = job.files.len().div_ceil(threads).max(16);
+    let files = std::thread::scope(|scope| {
+        let handles: Vec<_> = job
+            .files
+            .chunks(per_thread)
+            .map(|part| {
+                let known = &known;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|file| plan_file(job, options, known, file))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })?;
 
     let mut removals = Vec::new();
     let mut leftovers = Vec::new();
+    let exclude: Vec<&Path> = job
+        .backup_dir
+        .iter()
+        .chain(job.state_file.iter())
+        .map(PathBuf::as_path)
+        .collect();
     for managed in &job.managed_dirs {
         check_relative(managed)?;
         let root = job.dest_root.join(managed);
-        let exclude: Vec<&Path> = job
-            .backup_dir
-            .iter()
-            .chain(job.state_file.iter())
-            .map(PathBuf::as_path)
-            .collect();
-        walk_files_excluding(&root, managed, &exclude, &mut |relative, size| {
+        let mut stat_error = None;
+        walk_files_excluding(&root, managed, &exclude, &mut |relative, full| {
             let name = relative.file_name().unwrap_or_default().to_string_lossy();
             if name.ends_with(copy::PARTIAL_SUFFIX) {
-                leftovers.push(job.dest_root.join(relative));
+                leftovers.push(full.to_path_buf());
             } else if !wanted.contains(&sys::path_key(&relative_key(relative))) {
-                removals.push(Removal {
-                    dest: relative.to_path_buf(),
-                    size,
-                });
+                match fs_err::symlink_metadata(full) {
+                    Ok(meta) => removals.push(Removal {
+                        dest: relative.to_path_buf(),
+                        size: meta.len(),
+                    }),
+                    Err(error) => stat_error = Some(error),
+                }
             }
         })
         .map_err(SyncError::Destination)?;
+        if let Some(error) = stat_error {
+            return Err(SyncError::Destination(error));
+        }
     }
     Ok(SyncPlan {
         dest_root: job.dest_root.clone(),
@@ -385,6 +376,54 @@ pub fn plan(job: &SyncJob, options: &SyncOptions) -> Result<SyncPlan, SyncError>
         managed_dirs: job.managed_dirs.clone(),
         backup_dir: job.backup_dir.clone(),
         state_file: job.state_file.clone(),
+    })
+}
+
+/// Compares one file of the job with the destination.
+fn plan_file(
+    job: &SyncJob,
+    options: &SyncOptions,
+    known: &BTreeMap<String, KnownFile>,
+    file: &FileToSync,
+) -> Result<PlannedFile, SyncError> {
+    let meta = fs_err::metadata(&file.source).map_err(SyncError::Source)?;
+    if !meta.is_file() {
+        return Err(SyncError::Source(io::Error::other(format!(
+            "`{}` is not a regular file",
+            file.source.display()
+        ))));
+    }
+    let time = FileTime::from_system(meta.modified().map_err(SyncError::Source)?);
+    let dest_path = job.dest_root.join(&file.dest);
+    let action = match fs_err::symlink_metadata(&dest_path) {
+        Ok(dest) if dest.is_file() => {
+            let dest_time = FileTime::from_system(dest.modified().map_err(SyncError::Destination)?);
+            compare::decide(
+                options.compare,
+                meta.len(),
+                time,
+                Some((dest.len(), dest_time)),
+            )
+        }
+        // A directory or link where a file belongs: the copy reports it with its path.
+        Ok(dest) => Action::Replace {
+            old_size: dest.len(),
+        },
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Action::Create,
+        Err(error) => return Err(SyncError::Destination(error)),
+    };
+    let known_hash = (action == Action::Keep)
+        .then(|| known.get(&relative_key(&file.dest)))
+        .flatten()
+        .filter(|k| k.size == meta.len() && time.same_as(k.time))
+        .map(|k| k.hash.clone());
+    Ok(PlannedFile {
+        source: file.source.clone(),
+        dest: file.dest.clone(),
+        size: meta.len(),
+        time,
+        action,
+        known_hash,
     })
 }
 
@@ -399,9 +438,9 @@ fn check_relative(path: &Path) -> Result<(), SyncError> {
     }
 }
 
-/// Calls `visit(relative path, size)` for every file (not following links) under `dir`, in
-/// name order. A missing `dir` has no files.
-fn walk_files(dir: &Path, relative: &Path, visit: &mut dyn FnMut(&Path, u64)) -> io::Result<()> {
+/// Calls `visit(relative path, full path)` for every file (not following links) under `dir`,
+/// in name order. A missing `dir` has no files.
+fn walk_files(dir: &Path, relative: &Path, visit: &mut dyn FnMut(&Path, &Path)) -> io::Result<()> {
     walk_files_excluding(dir, relative, &[], visit)
 }
 
@@ -409,7 +448,7 @@ fn walk_files_excluding(
     dir: &Path,
     relative: &Path,
     exclude: &[&Path],
-    visit: &mut dyn FnMut(&Path, u64),
+    visit: &mut dyn FnMut(&Path, &Path),
 ) -> io::Result<()> {
     if exclude.contains(&dir) {
         return Ok(());
@@ -424,11 +463,11 @@ fn walk_files_excluding(
     for entry in entries {
         let path = entry.path();
         let child = relative.join(entry.file_name());
-        let meta = fs_err::symlink_metadata(&path)?;
-        if meta.is_dir() {
+        // The directory entry's type needs no extra stat on most file systems.
+        if entry.file_type()?.is_dir() {
             walk_files_excluding(&path, &child, exclude, visit)?;
         } else if !exclude.contains(&path.as_path()) {
-            visit(&child, meta.len());
+            visit(&child, &path);
         }
     }
     Ok(())

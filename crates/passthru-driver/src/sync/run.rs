@@ -65,8 +65,8 @@ pub struct SyncedFile {
     pub size: u64,
     /// Modification time (the source's).
     pub time: FileTime,
-    /// SHA-256, when hashes were asked for.
-    pub sha256: Option<String>,
+    /// Content hash (BLAKE3, hex), when hashes were asked for.
+    pub hash: Option<String>,
     /// What happened to it.
     pub how: SyncedHow,
 }
@@ -93,8 +93,8 @@ enum Event {
 }
 
 enum Outcome {
-    Copied { sha256: Option<String> },
-    Kept { sha256: Option<String> },
+    Copied { hash: Option<String> },
+    Kept { hash: Option<String> },
 }
 
 /// Carries out `plan`. `observer` runs on the calling thread (at most about ten times a second
@@ -109,7 +109,7 @@ pub fn execute(
     for leftover in &plan.leftovers {
         copy::remove_leftover(leftover).map_err(SyncError::Destination)?;
     }
-    let needs_hash = |file: &PlannedFile| options.hashes && file.known_sha256.is_none();
+    let needs_hash = |file: &PlannedFile| options.hashes && file.known_hash.is_none();
     let mut work: Vec<usize> = (0..plan.files.len())
         .filter(|&i| plan.files[i].action != Action::Keep || needs_hash(&plan.files[i]))
         .collect();
@@ -170,11 +170,11 @@ pub fn execute(
                             if !matches!(outcome, Outcome::Copied { .. }) {
                                 progress.bytes_done += file.size;
                             }
-                            if let (Some(log), Some(sha256)) = (state.as_mut(), sha_of(&outcome)) {
+                            if let (Some(log), Some(hash)) = (state.as_mut(), hash_of(&outcome)) {
                                 let known = KnownFile {
                                     size: file.size,
                                     time: file.time,
-                                    sha256: sha256.to_owned(),
+                                    hash: hash.to_owned(),
                                 };
                                 // The log only saves re-hashing; a failed write is harmless.
                                 let _ = log.record(&relative_key(&file.dest), &known);
@@ -233,23 +233,23 @@ pub fn execute(
 
     let mut files = Vec::with_capacity(plan.files.len());
     for (file, outcome) in plan.files.iter().zip(outcomes) {
-        let (how, sha256) = match outcome {
-            Some(Outcome::Copied { sha256 }) => {
+        let (how, hash) = match outcome {
+            Some(Outcome::Copied { hash }) => {
                 let how = match file.action {
                     Action::Create => SyncedHow::Created,
                     _ => SyncedHow::Replaced,
                 };
-                verify(plan, options, file, sha256.as_deref())?;
-                (how, sha256)
+                verify(plan, options, file, hash.as_deref())?;
+                (how, hash)
             }
-            Some(Outcome::Kept { sha256 }) => (SyncedHow::Kept, sha256),
-            None => (SyncedHow::Kept, file.known_sha256.clone()),
+            Some(Outcome::Kept { hash }) => (SyncedHow::Kept, hash),
+            None => (SyncedHow::Kept, file.known_hash.clone()),
         };
         files.push(SyncedFile {
             dest: file.dest.clone(),
             size: file.size,
             time: file.time,
-            sha256,
+            hash,
             how,
         });
     }
@@ -272,9 +272,9 @@ pub fn execute(
     })
 }
 
-fn sha_of(outcome: &Outcome) -> Option<&str> {
+fn hash_of(outcome: &Outcome) -> Option<&str> {
     match outcome {
-        Outcome::Copied { sha256 } | Outcome::Kept { sha256 } => sha256.as_deref(),
+        Outcome::Copied { hash } | Outcome::Kept { hash } => hash.as_deref(),
     }
 }
 
@@ -298,12 +298,12 @@ fn process(
             backup: backup_path(plan, &file.dest, file.action),
             cancel: stop,
         };
-        copy::copy_file(&request, report).map(|sha256| Outcome::Copied { sha256 })
+        copy::copy_file(&request, report).map(|hash| Outcome::Copied { hash })
     };
     match file.action {
         Action::Create | Action::Replace { .. } => copy_it(report),
         Action::Keep => Ok(Outcome::Kept {
-            sha256: Some(copy::hash_file(&dest, stop)?),
+            hash: Some(copy::hash_file(&dest, stop)?),
         }),
         Action::CheckContent => {
             let source_hash = copy::hash_file(&file.source, stop)?;
@@ -311,7 +311,7 @@ fn process(
             if source_hash == dest_hash {
                 copy::set_time(&dest, file.time)?;
                 Ok(Outcome::Kept {
-                    sha256: Some(source_hash),
+                    hash: Some(source_hash),
                 })
             } else {
                 copy_it(report)
@@ -371,7 +371,7 @@ fn verify(
     plan: &SyncPlan,
     options: &SyncOptions,
     file: &PlannedFile,
-    sha256: Option<&str>,
+    hash: Option<&str>,
 ) -> Result<(), SyncError> {
     let path = plan.dest_root.join(&file.dest);
     let meta = fs_err::metadata(&path).map_err(SyncError::Destination)?;
@@ -383,20 +383,20 @@ fn verify(
     }
     if options.verify == VerifyMode::Hash {
         let never = AtomicBool::new(false);
-        let hash = |p: &Path| match copy::hash_file(p, &never) {
+        let hash_of_file = |p: &Path| match copy::hash_file(p, &never) {
             Ok(hash) => Ok(hash),
             Err(CopyError::Io(error)) => Err(SyncError::Destination(error)),
             Err(CopyError::Cancelled) => unreachable_cancel(),
         };
-        let expected = match sha256 {
-            Some(sha) => sha.to_owned(),
-            None => hash(&file.source)?,
+        let expected = match hash {
+            Some(known) => known.to_owned(),
+            None => hash_of_file(&file.source)?,
         };
-        let actual = hash(&path)?;
+        let actual = hash_of_file(&path)?;
         if actual != expected {
             return Err(SyncError::Verify {
                 path,
-                message: format!("SHA-256 {actual} differs from the source's {expected}"),
+                message: format!("hash {actual} differs from the source's {expected}"),
             });
         }
     }

@@ -17,8 +17,8 @@ pub struct KnownFile {
     pub size: u64,
     /// Modification time.
     pub time: FileTime,
-    /// SHA-256, lower-case hex.
-    pub sha256: String,
+    /// BLAKE3 hash, lower-case hex.
+    pub hash: String,
 }
 
 #[derive(Serialize, Deserialize)]

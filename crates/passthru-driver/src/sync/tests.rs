@@ -62,8 +62,8 @@ fn run(job: &SyncJob, options: &SyncOptions) -> Result<SyncReport, SyncError> {
     execute(&plan, options, &mut |_| {}, &AtomicBool::new(false))
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    passthru_core::plan::journal::sha256_hex(bytes)
+fn content_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
 }
 
 fn assert_same_tree(source: &Path, dest: &Path) {
@@ -100,8 +100,8 @@ fn first_sync_copies_everything_and_a_second_changes_nothing() {
         .find(|f| f.dest.ends_with("日本語ドライバ.dll"))
         .unwrap();
     assert_eq!(
-        unicode.sha256.as_deref(),
-        Some(sha256(b"unicode name").as_str())
+        unicode.hash.as_deref(),
+        Some(content_hash(b"unicode name").as_str())
     );
     // The resume log is gone after success.
     assert!(!t.dest.join(".passthru-sync-state.jsonl").exists());
@@ -114,7 +114,7 @@ fn first_sync_copies_everything_and_a_second_changes_nothing() {
             let known = KnownFile {
                 size: f.size,
                 time: f.time,
-                sha256: f.sha256.clone().unwrap(),
+                hash: f.hash.clone().unwrap(),
             };
             (relative_key(&f.dest), known)
         })
@@ -138,7 +138,7 @@ fn first_sync_copies_everything_and_a_second_changes_nothing() {
         report
             .files
             .iter()
-            .all(|f| f.how == SyncedHow::Kept && f.sha256.is_some())
+            .all(|f| f.how == SyncedHow::Kept && f.hash.is_some())
     );
 }
 
@@ -346,7 +346,7 @@ fn interruption_then_resume_copies_only_the_rest() {
         .collect();
     assert_eq!(kept.len(), completed);
     assert!(
-        kept.iter().all(|f| f.known_sha256.is_some()),
+        kept.iter().all(|f| f.known_hash.is_some()),
         "hashes come from the resume log"
     );
     let remaining: u64 = resume
@@ -360,7 +360,7 @@ fn interruption_then_resume_copies_only_the_rest() {
     assert_same_tree(&t.source, &t.dest);
     for file in &report.files {
         let content = fs_err::read(t.source.join(&file.dest)).unwrap();
-        assert_eq!(file.sha256.as_deref(), Some(sha256(&content).as_str()));
+        assert_eq!(file.hash.as_deref(), Some(content_hash(&content).as_str()));
     }
 }
 
