@@ -312,7 +312,7 @@ pub fn plan(job: &SyncJob, options: &SyncOptions) -> Result<SyncPlan, SyncError>
     }
     // Looking at both sides is latency-bound (cold metadata comes from disk), so it runs on
     // more threads than copying does.
-    let threads = options.threads.max(8);
+    let threads = options.threads.max(16);
     let per_thread = job.files.len().div_ceil(threads).max(16);
     let files = std::thread::scope(|scope| {
         let handles: Vec<_> = job
