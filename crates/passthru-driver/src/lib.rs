@@ -2,7 +2,11 @@
 //! guest, and syncing it incrementally.
 
 pub mod dirid;
+pub mod guest;
 pub mod guest_path;
 pub mod inf;
 pub mod package;
 pub mod sync;
+
+#[cfg(test)]
+mod test_support;

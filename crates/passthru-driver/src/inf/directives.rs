@@ -433,9 +433,8 @@ impl Inf {
         names
     }
 
-    /// The `ServiceBinary` of each service `install_section.Services` adds:
-    /// `(service name, binary path as written, e.g. "%13%\nvlddmkm.sys")`.
-    pub fn service_binaries(&self, install_section: &str) -> Vec<(String, String)> {
+    /// The services `install_section.Services` adds, with their service-install sections.
+    pub fn services(&self, install_section: &str) -> Vec<ServiceInstall> {
         let Some(services) = self.section(&format!("{install_section}.Services")) else {
             return Vec::new();
         };
@@ -444,11 +443,49 @@ impl Inf {
             .filter_map(|entry| {
                 let name = entry.value(0)?;
                 let install = self.section(entry.value(2)?)?;
-                let binary = install.first_value("ServiceBinary")?;
-                Some((name.to_owned(), binary.to_owned()))
+                let number = |key: &str| install.first_value(key).and_then(leading_number);
+                Some(ServiceInstall {
+                    name: name.to_owned(),
+                    binary: install.first_value("ServiceBinary")?.to_owned(),
+                    service_type: number("ServiceType"),
+                    start_type: number("StartType"),
+                    error_control: number("ErrorControl"),
+                    load_order_group: install.first_value("LoadOrderGroup").map(str::to_owned),
+                })
             })
             .collect()
     }
+
+    /// `(service name, ServiceBinary)` of each service `install_section.Services` adds.
+    pub fn service_binaries(&self, install_section: &str) -> Vec<(String, String)> {
+        self.services(install_section)
+            .into_iter()
+            .map(|service| (service.name, service.binary))
+            .collect()
+    }
+}
+
+/// A service an install section adds (`AddService` plus its service-install section).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceInstall {
+    /// Service name (`nvlddmkm`).
+    pub name: String,
+    /// `ServiceBinary` as written (`%13%\nvlddmkm.sys`).
+    pub binary: String,
+    /// `ServiceType` (1 = kernel driver).
+    pub service_type: Option<u32>,
+    /// `StartType` (3 = on demand).
+    pub start_type: Option<u32>,
+    /// `ErrorControl`.
+    pub error_control: Option<u32>,
+    /// `LoadOrderGroup` (`Video`).
+    pub load_order_group: Option<String>,
+}
+
+/// `0x10;SERVICE_WIN32_OWN_PROCESS`-style values: the number before any trailing text.
+fn leading_number(text: &str) -> Option<u32> {
+    let token = text.split([';', ' ']).next().unwrap_or("");
+    parse_number(token)
 }
 
 fn no_destination(line: usize, target: &str) -> InfWarning {

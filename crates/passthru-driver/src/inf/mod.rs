@@ -20,7 +20,8 @@ use serde::Serialize;
 
 pub use decode::TextEncoding;
 pub use directives::{
-    CopyFileOp, DestDir, DriverVer, InstallSection, PackageFileDecl, SourceDiskFile, VersionInfo,
+    CopyFileOp, DestDir, DriverVer, InstallSection, PackageFileDecl, ServiceInstall,
+    SourceDiskFile, VersionInfo,
 };
 
 /// Something in an INF file that was skipped or read with a guess.

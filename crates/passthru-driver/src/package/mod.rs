@@ -145,6 +145,9 @@ pub struct Promotion {
 pub struct KernelService {
     /// Service name (`nvlddmkm`).
     pub name: String,
+    /// `Type`, `Start`, `ErrorControl`, `Group` as the INF's service-install section sets them
+    /// (the values Windows wrote on the host).
+    pub values: Vec<(String, RegData)>,
     /// The binary inside the package (`nvlddmkm.sys`).
     pub binary_relative: String,
     /// `ImagePath` for the guest (`\SystemRoot\System32\HostDriverStore\FileRepository\...`).
@@ -550,8 +553,8 @@ fn kernel_service(
     display: &ResolvedPackage,
     notes: &mut Vec<String>,
 ) -> Option<KernelService> {
-    let services = inf.service_binaries(install);
-    for (name, binary) in services {
+    for service in inf.services(install) {
+        let (name, binary) = (service.name.clone(), service.binary.clone());
         let Some(path) = dirid::expand(&binary, &display.guest_dir) else {
             continue;
         };
@@ -572,8 +575,22 @@ fn kernel_service(
             ));
             continue;
         }
+        let mut values = Vec::new();
+        for (value, number) in [
+            ("Type", service.service_type),
+            ("Start", service.start_type),
+            ("ErrorControl", service.error_control),
+        ] {
+            if let Some(number) = number {
+                values.push((value.to_owned(), RegData::Dword(number)));
+            }
+        }
+        if let Some(group) = service.load_order_group {
+            values.push(("Group".to_owned(), RegData::Sz(group)));
+        }
         return Some(KernelService {
             name,
+            values,
             guest_image_path: format!(r"\SystemRoot\{}", &path.as_str()["Windows\\".len()..]),
             binary_relative: relative,
         });
