@@ -43,6 +43,10 @@ fn scripts() {
         ),
         ("delete_value", delete_value(&key(), "ImagePath")),
         ("delete_key", delete_key(&key())),
+        (
+            "adapter_registration",
+            adapter_registration(r"PCI\VEN_10DE&DEV_2204&SUBSYS_38801458&REV_A1\4&1BA4A77C&0&0008"),
+        ),
     ];
     for (name, text) in all {
         assert!(text.starts_with(PRELUDE), "{name}");
@@ -170,4 +174,43 @@ fn runner_errors_pass_through() {
     let error = ps.mount_vhd(VHD).unwrap_err();
     assert!(error.to_string().contains("being used by another process"));
     assert_eq!(ps.into_runner().asked, [format!("Mount-VHD '{VHD}'")]);
+}
+
+#[test]
+fn parses_the_adapter_registration() {
+    // The shape ConvertTo-Json prints for a class key with one CopyToVm value (an object, not
+    // a one-element array) and a DriverStoreDir from Get-WindowsDriver.
+    let output = r#"{"InstanceId":"PCI\\VEN_10DE&DEV_2204\\4&1","InfPath":"oem42.inf","InfSection":"Section090","MatchingDeviceId":"pci\\ven_10de&dev_2204","DriverDesc":"NVIDIA GeForce RTX 3090","ProviderName":"NVIDIA","DriverVersion":"27.21.14.7005","DriverStoreDir":"C:\\Windows\\System32\\DriverStore\\FileRepository\\nv_dispi.inf_amd64_8f1a","CopyToVm":{"Key":"CopyToVmOverwrite","Name":"nvcuda","Kind":"MultiString","Data":["nvcuda_loader64.dll","nvcuda.dll"]}}"#;
+    let registration = parse_adapter_registration(output).unwrap();
+    assert_eq!(registration.inf_section.as_deref(), Some("Section090"));
+    assert_eq!(registration.copy_to_vm.len(), 1);
+    assert_eq!(
+        registration.copy_to_vm[0].data,
+        RegData::MultiSz(vec!["nvcuda_loader64.dll".into(), "nvcuda.dll".into()])
+    );
+    assert!(
+        registration
+            .driver_store_dir
+            .ends_with("nv_dispi.inf_amd64_8f1a")
+    );
+
+    let many = output.replace(
+        r#""CopyToVm":{"Key""#,
+        r#""CopyToVm":[{"Key":"CopyToVmWhenNewerWow64","Name":"x","Kind":"String","Data":"x.dll"},{"Key""#,
+    ).replace(r#""nvcuda.dll"]}}"#, r#""nvcuda.dll"]}]}"#);
+    assert_eq!(
+        parse_adapter_registration(&many).unwrap().copy_to_vm.len(),
+        2
+    );
+
+    let missing = output.replace(
+        r#""DriverStoreDir":"C:"#,
+        r#""DriverStoreDir":null,"Old":"C:"#,
+    );
+    let error = parse_adapter_registration(&missing).unwrap_err();
+    assert!(
+        error.to_string().contains("no driver store folder"),
+        "{error}"
+    );
+    assert!(parse_adapter_registration("garbage").is_err());
 }
