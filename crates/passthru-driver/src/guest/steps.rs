@@ -783,6 +783,9 @@ fn apply_promotions(
     for file in files {
         let source = file.source.on(&root);
         let target = file.target.on(&root);
+        // Microsoft defines "newer" by the files' ChangeTime, which the standard library cannot
+        // read; the last-write time stands in for it (driver files keep their build time when
+        // Windows installs them, so the order is the same).
         if file.when_newer && target.exists() {
             let modified = |p: &Path| fs_err::metadata(p).and_then(|m| m.modified());
             let (source_time, target_time) = (

@@ -369,3 +369,40 @@ proptest! {
         prop_assert_eq!(&a.sections()[0].entries[0].values, &b.sections()[0].entries[0].values);
     }
 }
+
+#[test]
+fn decorated_source_disks_sections_and_disk_paths() {
+    let inf = parse(
+        concat!(
+            "[Version]\nCatalogFile=generic.cat\nCatalogFile.NTamd64=amd64.cat\n",
+            "[SourceDisksNames]\n1 = \"Disk\",,,\\common\n",
+            "[SourceDisksNames.amd64]\n2 = \"x64 disk\",,,x64\n",
+            "[SourceDisksFiles]\nshared.dll = 1\nkmd.sys = 1\n",
+            "[SourceDisksFiles.amd64]\nkmd.sys = 2,drivers\numd.dll = 2\n",
+            "[SourceDisksFiles.x86]\nkmd32.sys = 1\n",
+        )
+        .as_bytes(),
+    );
+    assert_eq!(
+        inf.version("amd64").catalog_file.as_deref(),
+        Some("amd64.cat")
+    );
+    assert_eq!(
+        inf.version("x86").catalog_file.as_deref(),
+        Some("generic.cat")
+    );
+    let (files, warnings) = inf.package_files("amd64", "x.inf");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let paths: Vec<&str> = files.iter().map(|f| f.relative_path.as_str()).collect();
+    // The decorated line wins for kmd.sys; the x86 section is ignored.
+    assert_eq!(
+        paths,
+        [
+            "x.inf",
+            "amd64.cat",
+            "common\\shared.dll",
+            "x64\\drivers\\kmd.sys",
+            "x64\\umd.dll"
+        ]
+    );
+}
