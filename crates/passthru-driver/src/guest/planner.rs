@@ -172,14 +172,23 @@ fn plan_on_volume(
             ));
             continue;
         }
+        let target = promotion.target.on(root);
+        if promotion_in_place(&promotion.source, &target, promotion.when_newer)? {
+            continue;
+        }
         promotions.push(PlannedPromotion {
             source: package.guest_dir.join(&promotion.source_relative),
             target: promotion.target.clone(),
             when_newer: promotion.when_newer,
-            existed: promotion.target.on(root).exists(),
+            existed: target.exists(),
         });
     }
-    let promotion_targets: Vec<GuestPath> = promotions.iter().map(|p| p.target.clone()).collect();
+    let promotion_targets: Vec<GuestPath> = driver
+        .promotions
+        .iter()
+        .map(|p| p.target.clone())
+        .filter(|target| target.on(root).exists() || promotions.iter().any(|p| &p.target == target))
+        .collect();
     if !promotions.is_empty() {
         plan.steps.push(GuestStep::PromoteFiles {
             volume: volume_ref.clone(),
@@ -246,7 +255,69 @@ fn plan_on_volume(
         partition: volume.partition,
     });
     note_old_backups(root, &mut plan.notes);
+    if nothing_to_do(&plan, old_manifest.as_ref(), driver) {
+        plan.steps.clear();
+        plan.notes.push(format!(
+            "the guest already has driver {} exactly as on the host: nothing to do",
+            driver
+                .driver_ver
+                .map(|v| v.version_string())
+                .unwrap_or_default()
+        ));
+    }
     Ok(plan)
+}
+
+/// Whether a promotion's target already holds the host file (same size and time), or, for a
+/// `WhenNewer` promotion, a file at least as new.
+fn promotion_in_place(
+    source: &std::path::Path,
+    target: &std::path::Path,
+    when_newer: bool,
+) -> Result<bool, GuestError> {
+    let Ok(target_meta) = fs_err::metadata(target) else {
+        return Ok(false);
+    };
+    let source_meta = fs_err::metadata(source)?;
+    let time = |meta: &std::fs::Metadata| meta.modified().map(sync::FileTime::from_system);
+    let (source_time, target_time) = (time(&source_meta)?, time(&target_meta)?);
+    if when_newer && target_time >= source_time {
+        return Ok(true);
+    }
+    Ok(target_meta.len() == source_meta.len() && source_time.same_as(target_time))
+}
+
+/// A plan whose file, promotion and registry steps would change nothing, for a guest whose
+/// manifest already records this driver.
+fn nothing_to_do(
+    plan: &Plan<GuestStep>,
+    manifest: Option<&GuestManifest>,
+    driver: &ResolvedDriver,
+) -> bool {
+    let Some(manifest) = manifest else {
+        return false;
+    };
+    let version = driver
+        .driver_ver
+        .map(|v| v.version_string())
+        .unwrap_or_default();
+    let same_packages = manifest.packages.len() == driver.packages.len()
+        && driver.packages.iter().all(|p| {
+            manifest
+                .packages
+                .iter()
+                .any(|m| m.name.eq_ignore_ascii_case(&p.name))
+        });
+    let changes = plan.steps.iter().any(|step| match step {
+        GuestStep::SyncPackages(sync) => {
+            !sync.removals.is_empty() || sync.files.iter().any(|f| f.action != sync::Action::Keep)
+        }
+        GuestStep::MountSystemDisk { .. }
+        | GuestStep::DismountSystemDisk { .. }
+        | GuestStep::WriteManifest { .. } => false,
+        _ => true,
+    });
+    manifest.driver_version == version && same_packages && !changes
 }
 
 type KeyWrites = Vec<(RegKey, bool, Vec<ValueChange>)>;

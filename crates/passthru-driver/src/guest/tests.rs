@@ -280,26 +280,47 @@ fn first_sync_installs_everything_and_cleans_up() {
 fn a_second_sync_changes_nothing_and_undo_restores_the_guest() {
     let lab = Lab::new();
     lab.apply(&lab.plan(lab.driver(), "op1").unwrap()).unwrap();
+    // Every file, promotion and registry value already matches: nothing to do.
     let again = lab.plan(lab.driver(), "op2").unwrap();
-    // Registry values already match: no hive steps; every file is kept.
+    assert!(again.steps.is_empty(), "{}", again.render());
+    assert!(
+        again.notes.last().unwrap().contains("nothing to do"),
+        "{:?}",
+        again.notes
+    );
+    lab.assert_clean_host();
+
+    // One file changed in the guest (same size, other time): only that is compared and copied.
+    let victim = lab.package_dir().join("nvlddmkm.sys");
+    let mut permissions = fs_err::metadata(&victim).unwrap().permissions();
+    permissions.set_mode(0o644);
+    fs_err::set_permissions(&victim, permissions).unwrap();
+    write(&victim, b"NVLDDMKM.SYS");
+    let again = lab.plan(lab.driver(), "op2").unwrap();
     assert_eq!(
         step_names(&again),
         [
             "mount-system-disk",
             "sync-packages",
-            "promote-files",
             "write-manifest",
             "dismount-system-disk"
         ]
     );
     let summary = again.steps[1].view().summary;
     assert!(
-        summary.starts_with("Copy 0 of 310 driver file(s) (0 B), remove 0, 310 already up to date"),
+        summary
+            .starts_with("Copy 1 of 310 driver file(s) (12 B), remove 0, 309 already up to date"),
         "{summary}"
     );
     lab.apply(&again).unwrap();
+    assert_eq!(fs_err::read(&victim).unwrap(), b"nvlddmkm.sys");
 
     lab.undo_last();
+    assert_eq!(
+        fs_err::read(&victim).unwrap(),
+        b"NVLDDMKM.SYS",
+        "undo restores the guest's copy"
+    );
     lab.undo_last();
     lab.assert_clean_host();
     assert!(!lab.in_guest(manifest::MANIFEST_PATH).exists());
