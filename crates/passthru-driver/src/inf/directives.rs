@@ -1,6 +1,7 @@
 //! Typed views of the INF directives that decide which files a driver package has and where
 //! Windows puts them.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -201,6 +202,7 @@ impl Inf {
     /// `[SourceDisksFiles]` merged with `[SourceDisksFiles.<arch>]` (the decorated one wins).
     pub fn source_disks_files(&self, arch: &str) -> Vec<SourceDiskFile> {
         let mut files: Vec<SourceDiskFile> = Vec::new();
+        let mut by_name: HashMap<String, usize> = HashMap::new();
         for name in [
             "SourceDisksFiles".to_owned(),
             format!("SourceDisksFiles.{arch}"),
@@ -218,9 +220,12 @@ impl Inf {
                     subdir: entry.value(1).map(clean_subdir),
                     line: entry.line,
                 };
-                match files.iter_mut().find(|f| f.name.eq_ignore_ascii_case(file)) {
-                    Some(existing) => *existing = decl,
-                    None => files.push(decl),
+                match by_name.get(&file.to_ascii_lowercase()) {
+                    Some(&at) => files[at] = decl,
+                    None => {
+                        by_name.insert(file.to_ascii_lowercase(), files.len());
+                        files.push(decl);
+                    }
                 }
             }
         }
@@ -236,11 +241,15 @@ impl Inf {
         inf_name: &str,
     ) -> (Vec<PackageFileDecl>, Vec<InfWarning>) {
         let mut warnings = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        seen.insert(inf_name.to_ascii_lowercase());
         let mut files = vec![PackageFileDecl {
             relative_path: inf_name.to_owned(),
             line: 0,
         }];
-        if let Some(catalog) = self.version(arch).catalog_file {
+        if let Some(catalog) = self.version(arch).catalog_file
+            && seen.insert(catalog.to_ascii_lowercase())
+        {
             files.push(PackageFileDecl {
                 relative_path: catalog,
                 line: 0,
@@ -267,10 +276,7 @@ impl Inf {
                 .filter(|part| !part.is_empty())
                 .collect::<Vec<_>>()
                 .join("\\");
-            if files
-                .iter()
-                .any(|f| f.relative_path.eq_ignore_ascii_case(&relative_path))
-            {
+            if !seen.insert(relative_path.to_ascii_lowercase()) {
                 continue;
             }
             files.push(PackageFileDecl {
