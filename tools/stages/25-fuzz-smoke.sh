@@ -42,4 +42,5 @@ fuzz() {
 fuzz config fuzz/seeds/config
 fuzz resource fuzz/seeds/resource
 fuzz dump fixtures/pci-config/gpu fixtures/pci-config/net fixtures/pci-config/bridge
+fuzz inf fixtures/inf
 echo "fuzz smoke: ok"
