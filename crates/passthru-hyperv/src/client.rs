@@ -120,19 +120,31 @@ impl HyperVHost {
         })
     }
 
-    /// Reads everything the survey needs.
-    pub fn survey(&mut self) -> Result<HostAnswers, HostError> {
+    /// Runs the survey script and returns its answer exactly as PowerShell printed it, with
+    /// the warnings it printed (what `passthru snapshot` stores).
+    pub fn survey_raw(&mut self) -> Result<(Value, Vec<String>), HostError> {
         let answer = self.run(&Script::query(Query::Survey))?;
-        let value = answer.data.first().cloned().unwrap_or(Value::Null);
+        let value = answer.data.into_iter().next().unwrap_or(Value::Null);
         if !value.is_object() {
             return Err(HostError::Unexpected(
                 "PowerShell answered no survey data".to_owned(),
             ));
         }
+        Ok((value, answer.warnings))
+    }
+
+    /// The CPU's physical address width from this host's probe, when it has one.
+    pub fn cpu_bits(&self) -> Option<u32> {
+        self.cpu_probe.and_then(|probe| probe())
+    }
+
+    /// Reads everything the survey needs.
+    pub fn survey(&mut self) -> Result<HostAnswers, HostError> {
+        let (value, warnings) = self.survey_raw()?;
         let mut answers = HostAnswers::from_value(&value);
-        answers.warnings.extend(answer.warnings);
+        answers.warnings.extend(warnings);
         if answers.host.cpu_physical_address_bits.is_none() {
-            answers.host.cpu_physical_address_bits = self.cpu_probe.and_then(|probe| probe());
+            answers.host.cpu_physical_address_bits = self.cpu_bits();
         }
         Ok(answers)
     }

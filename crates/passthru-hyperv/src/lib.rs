@@ -17,9 +17,13 @@
 pub mod client;
 pub mod cpu;
 pub mod error;
+pub mod mmio;
 pub mod model;
 pub mod ops;
 pub mod ps;
 pub mod query;
+pub mod sim;
+pub mod snapshot;
+pub mod survey;
 pub mod sys;
 pub mod text;

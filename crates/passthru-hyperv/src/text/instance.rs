@@ -134,6 +134,11 @@ pub fn same_instance(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
 }
 
+/// Whether two GPU interface paths name the same GPU (Windows compares them without case).
+pub fn same_gpu_path(a: &str, b: &str) -> bool {
+    a.trim().eq_ignore_ascii_case(b.trim())
+}
+
 /// A GPU device-interface path as used in `Get-VMHostPartitionableGpu` `Name` and
 /// `Add-VMGpuPartitionAdapter -InstancePath`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
