@@ -20,6 +20,7 @@ pub mod error;
 pub mod mmio;
 pub mod model;
 pub mod ops;
+pub mod plan;
 pub mod ps;
 pub mod query;
 pub mod sim;

@@ -15,7 +15,7 @@ mod vms;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{HostAnswers, VmMemory};
+use crate::model::{HostAnswers, PolicyValues, VmMemory};
 pub use resources::Interrupts;
 pub use verdict::{Assignable, Reason, Verdict};
 
@@ -129,6 +129,8 @@ pub struct HostReport {
     pub gpu_instance_path: bool,
     /// Whether this edition supports DDA at all.
     pub dda_supported: bool,
+    /// The Hyper-V group-policy values.
+    pub policy: PolicyValues,
     /// Readiness checks.
     pub checks: Vec<Check>,
 }

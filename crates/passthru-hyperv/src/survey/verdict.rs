@@ -73,6 +73,9 @@ pub struct Verdict {
     pub interrupts: Interrupts,
     /// Bytes of MMIO its BARs take on the host (SurveyDDA's "requires at least").
     pub mmio_bytes: Option<u64>,
+    /// The part of `mmio_bytes` the host placed below 4 GiB (32-bit BARs, which need the VM's
+    /// low MMIO gap).
+    pub mmio_below_4g_bytes: Option<u64>,
     /// Findings, in SurveyDDA's order, then passthru's own.
     pub reasons: Vec<Reason>,
     /// What SurveyDDA would have printed for this device (without the name line).
@@ -138,6 +141,7 @@ pub fn judge(
     let mut device_type = None;
     let mut interrupts = Interrupts::Unknown;
     let mut mmio_bytes = None;
+    let mut mmio_below_4g_bytes = None;
 
     let blocked = 'survey: {
         match device.reserved_memory {
@@ -252,8 +256,10 @@ pub fn judge(
             }
             Interrupts::Unknown => {}
         }
-        let total: u64 = resources.memory.iter().map(|range| range.size()).sum();
+        let need = mmio::Need::of(&resources.memory);
+        let total = need.total;
         mmio_bytes = Some(total);
+        mmio_below_4g_bytes = Some(need.below_4g);
         if total == 0 {
             lines.push("    And it has no MMIO space".to_owned());
         } else {
@@ -280,6 +286,7 @@ pub fn judge(
         device_type,
         interrupts,
         mmio_bytes,
+        mmio_below_4g_bytes,
         reasons,
         survey_dda: lines,
     }
