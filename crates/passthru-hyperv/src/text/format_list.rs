@@ -11,7 +11,8 @@
 //!   column, and the padding may have collapsed to one space (text copied from web pages);
 //! - records are usually separated by blank lines, but not always (the seed listing runs two
 //!   records together), and stray blank lines appear inside records; a record therefore ends
-//!   where a key repeats;
+//!   where a key repeats, or at a line that is not part of a listing (a prompt between two
+//!   commands' outputs);
 //! - numbers may carry thousands separators (`1,000,000,000`), collections print as
 //!   `{16, 8, 4, 2...}` and may be truncated by `$FormatEnumerationLimit`.
 //!
@@ -101,7 +102,13 @@ pub fn parse(text: &str) -> Vec<ListRecord> {
                 current.fields.push((key.to_owned(), value.to_owned()));
                 value_column = Some(column);
             }
-            None => value_column = None,
+            None => {
+                // A prompt or prose line between outputs ends the object before it.
+                value_column = None;
+                if !current.fields.is_empty() {
+                    records.push(std::mem::take(&mut current));
+                }
+            }
         }
     }
     if !current.fields.is_empty() {
@@ -118,7 +125,7 @@ fn split_key_value(line: &str) -> Option<(&str, &str, usize)> {
         .char_indices()
         .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
         .map_or(rest.len(), |(index, _)| index);
-    if key_len == 0 || !rest.as_bytes()[0].is_ascii_alphabetic() {
+    if key_len == 0 || !(rest.as_bytes()[0].is_ascii_alphabetic() || rest.as_bytes()[0] == b'_') {
         return None;
     }
     let key = &rest[..key_len];
@@ -230,6 +237,13 @@ mod tests {
         let records = parse("PS> Get-Thing\nC:\\Windows\\x\nhttps://example.invalid\nKey : v\n");
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].fields, vec![("Key".into(), "v".into())]);
+    }
+
+    #[test]
+    fn a_prompt_between_outputs_ends_the_record() {
+        let records = parse("Name : cpu\n\nPS C:\\> Get-Other\n\n__CLASS : Other\nName : gpu\n");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].get("__CLASS"), Some("Other"));
     }
 
     #[test]
