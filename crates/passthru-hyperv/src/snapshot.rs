@@ -38,6 +38,7 @@ pub struct Provenance {
 
 /// A Windows snapshot file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct WindowsSnapshot {
     /// [`FORMAT`].
     pub format: String,
