@@ -343,3 +343,31 @@ fn win11_laptop_snapshot_is_built_from_recorded_output() {
 fn server_dda_snapshot_is_built_from_recorded_output() {
     check("server-dda.json", &server_dda());
 }
+
+fn check_state(name: &str, snapshot: &WindowsSnapshot) {
+    let path = fixtures().join("simulator").join(name);
+    let mut state = Simulator::from_answers(&snapshot.answers()).state;
+    state.description = format!(
+        "Simulator state seeded from fixtures/hyperv/snapshots/{} (assembled, see its provenance). The simulator rewrites this file as commands change the host: point PASSTHRU_HYPERV_SIMULATOR at a copy.",
+        name.replace(".state.json", ".json")
+    );
+    let mut text = serde_json::to_string_pretty(&state).unwrap();
+    text.push('\n');
+    if std::env::var_os("PASSTHRU_UPDATE_FIXTURES").is_some() {
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(&path, &text).unwrap();
+    }
+    let committed = fs_err::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "{} is out of date; run with PASSTHRU_UPDATE_FIXTURES=1",
+        path.display()
+    );
+    Simulator::open(&path).unwrap();
+}
+
+#[test]
+fn simulator_states_are_seeded_from_the_snapshots() {
+    check_state("win11-laptop-gpu-pv.state.json", &win11_laptop());
+    check_state("server-dda.state.json", &server_dda());
+}

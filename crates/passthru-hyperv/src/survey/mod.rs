@@ -130,9 +130,67 @@ pub struct HostReport {
     /// Whether this edition supports DDA at all.
     pub dda_supported: bool,
     /// The Hyper-V group-policy values.
-    pub policy: PolicyValues,
+    pub policy: PolicyReport,
     /// Readiness checks.
     pub checks: Vec<Check>,
+}
+
+/// The Hyper-V group-policy values (`None`: not set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyReport {
+    /// `RequireSecureDeviceAssignment`.
+    pub require_secure_device_assignment: Option<u32>,
+    /// `RequireSupportedDeviceAssignment`.
+    pub require_supported_device_assignment: Option<u32>,
+}
+
+impl PolicyReport {
+    /// The current data of `value`.
+    pub fn get(&self, value: crate::model::PolicyValue) -> Option<u32> {
+        PolicyValues::from(*self).get(value)
+    }
+}
+
+impl From<PolicyValues> for PolicyReport {
+    fn from(values: PolicyValues) -> Self {
+        Self {
+            require_secure_device_assignment: values.require_secure_device_assignment,
+            require_supported_device_assignment: values.require_supported_device_assignment,
+        }
+    }
+}
+
+impl From<PolicyReport> for PolicyValues {
+    fn from(report: PolicyReport) -> Self {
+        Self {
+            require_secure_device_assignment: report.require_secure_device_assignment,
+            require_supported_device_assignment: report.require_supported_device_assignment,
+        }
+    }
+}
+
+/// A VM's memory configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryReport {
+    /// Dynamic memory on.
+    pub dynamic: bool,
+    /// Startup bytes.
+    pub startup: Option<u64>,
+    /// Minimum bytes.
+    pub minimum: Option<u64>,
+    /// Maximum bytes.
+    pub maximum: Option<u64>,
+}
+
+impl From<VmMemory> for MemoryReport {
+    fn from(memory: VmMemory) -> Self {
+        Self {
+            dynamic: memory.dynamic,
+            startup: memory.startup,
+            minimum: memory.minimum,
+            maximum: memory.maximum,
+        }
+    }
 }
 
 /// GPU-PV (paravirtualised, consumer) or SR-IOV GPU-P.
@@ -277,7 +335,7 @@ pub struct VmReport {
     /// `AutomaticStopAction`.
     pub stop_action: Option<String>,
     /// Memory.
-    pub memory: VmMemory,
+    pub memory: MemoryReport,
     /// GPU partition adapters.
     pub gpu_adapters: Vec<AdapterReport>,
     /// DDA devices.

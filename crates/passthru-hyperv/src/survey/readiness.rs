@@ -265,7 +265,7 @@ pub(super) fn report(
         gpu_cmdlet: answers.gpu_cmdlet.clone(),
         gpu_instance_path: instance_path,
         dda_supported,
-        policy,
+        policy: policy.into(),
         checks,
     }
 }

@@ -148,7 +148,7 @@ pub(super) fn reports(
                 high_mmio_base: vm.high_mmio_base,
                 cache_types: vm.guest_controlled_cache_types,
                 stop_action: vm.automatic_stop_action.clone(),
-                memory: vm.memory,
+                memory: vm.memory.into(),
                 gpu_adapters,
                 devices: assigned,
                 problems,

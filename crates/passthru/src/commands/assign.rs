@@ -33,6 +33,9 @@ pub(crate) struct AssignArgs {
     /// Print the exact plan and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+
+    #[command(flatten)]
+    pub(crate) hyperv: crate::hyperv::HyperVArgs,
 }
 
 /// Arguments of `passthru release`.
@@ -53,12 +56,44 @@ pub(crate) struct ReleaseArgs {
     /// Print the exact plan and change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+
+    #[command(flatten)]
+    pub(crate) hyperv: crate::hyperv::HyperVArgs,
 }
 
-pub(crate) fn run_assign(_args: AssignArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run_assign(args: AssignArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    // Hyper-V (DDA) when a VM is named or the target is Windows (issue 6).
+    if let Some(vm) = &args.vm {
+        return crate::hyperv::dda::assign(
+            &crate::hyperv::dda::Assign {
+                devices: &args.devices,
+                vm,
+                force: args.force,
+                dry_run: args.dry_run,
+                hyperv: &args.hyperv,
+            },
+            global,
+        );
+    }
+    if crate::hyperv::is_windows_target() {
+        return Err(
+            Failure::new("on Hyper-V, `assign` needs the VM that receives the devices")
+                .with_help("pass --vm NAME"),
+        );
+    }
     Err(super::not_yet("`assign`"))
 }
 
-pub(crate) fn run_release(_args: ReleaseArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run_release(args: ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    // Hyper-V (DDA) when a VM is named or the target is Windows (issue 6).
+    if args.vm.is_some() || crate::hyperv::is_windows_target() {
+        return crate::hyperv::dda::release(
+            &args.devices,
+            args.vm.as_deref(),
+            args.dry_run,
+            &args.hyperv,
+            global,
+        );
+    }
     Err(super::not_yet("`release`"))
 }

@@ -19,6 +19,12 @@ pub(crate) struct UndoArgs {
     pub(crate) dry_run: bool,
 }
 
-pub(crate) fn run(_args: UndoArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: UndoArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    // Operations of kind "hyperv" (issue 6); the integrator merges this with the kind dispatch.
+    if let Some(code) =
+        crate::hyperv::undo::dispatch(args.operation.as_deref(), args.dry_run, global)?
+    {
+        return Ok(code);
+    }
     Err(super::not_yet("`undo`"))
 }
