@@ -123,12 +123,6 @@ pub fn plan_assign(survey: &WindowsSurvey, request: &AssignRequest) -> Result<Pr
     let mut moving: Vec<&DeviceReport> = Vec::new();
     let mut sources: Vec<String> = Vec::new();
     for device in devices {
-        if device.location_path.is_none() {
-            return Err(Refusal::new(format!(
-                "{} has no PCIROOT location path, which DDA needs",
-                device.name
-            )));
-        }
         if device.bridge {
             return Err(Refusal::new(format!(
                 "{} is a bridge or port, not a device to assign",
@@ -163,6 +157,12 @@ pub fn plan_assign(survey: &WindowsSurvey, request: &AssignRequest) -> Result<Pr
                 "{}: {} (overridden with --force)",
                 device.name, blocker.text
             ));
+        }
+        if device.location_path.is_none() {
+            return Err(Refusal::new(format!(
+                "{} has no PCIROOT location path, which DDA needs",
+                device.name
+            )));
         }
         let unknown: Vec<&str> = device
             .verdict

@@ -135,6 +135,10 @@ impl PowerShell for PowerShellProcess {
                     output.extend_from_slice(&line);
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    // What it prints later would be mistaken for the next script's answer:
+                    // this session is over.
+                    drop(self.stdin.take());
+                    let _ = self.child.kill();
                     return Err(PortError::TimedOut {
                         after: self.timeout,
                     });
