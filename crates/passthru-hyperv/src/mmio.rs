@@ -105,26 +105,33 @@ pub struct Sizing {
     pub warning: Option<String>,
 }
 
-/// Sizes a VM's gaps for devices with total `need`, starting from its current sizes.
-/// `floor_high` is a minimum for the high gap (GPU-P's 8 GiB), 0 for DDA.
+/// Sizes a VM's gaps for devices with total `need` (`None`: the devices' memory ranges are
+/// not known), starting from its current sizes. `floor_high` is a minimum for the high gap
+/// (GPU-P's 8 GiB), 0 for DDA.
 pub fn size(
-    need: Need,
+    need: Option<Need>,
     floor_high: u64,
     current_low: Option<u64>,
     current_high: Option<u64>,
     bits: Option<u32>,
     base: Option<u64>,
 ) -> Sizing {
+    let known = need.is_some();
+    let need = need.unwrap_or_default();
     let current_low = current_low.unwrap_or(DEFAULT_LOW);
     let current_high = current_high.unwrap_or(DEFAULT_HIGH);
     let wanted_low = round_up(DEFAULT_LOW + need.below_4g, MIB).min(MAX_LOW);
     let wanted_high = round_up(need.total + DEFAULT_HIGH, MIB).max(floor_high);
     let ceiling = max_high(bits, base);
-    let mut reasoning = format!(
-        "the devices' BARs add up to {} ({} of them below 4 GiB); Microsoft's rule: their sum plus the default 512 MB high / 128 MB low",
-        human(need.total),
-        human(need.below_4g)
-    );
+    let mut reasoning = if known {
+        format!(
+            "the devices' BARs add up to {} ({} of them below 4 GiB); Microsoft's rule: their sum plus the default 512 MB high / 128 MB low",
+            human(need.total),
+            human(need.below_4g)
+        )
+    } else {
+        "Windows did not report the devices' memory ranges, so passthru keeps at least the defaults (128 MB low, 512 MB high)".to_owned()
+    };
     if floor_high > 0 {
         reasoning.push_str(&format!(
             "; at least {} for a GPU partition (Easy-GPU-PV #298)",
@@ -204,7 +211,7 @@ mod tests {
         // The planning guide's K520: 176 MB of MMIO -> 176 + 512 MB high.
         let need = Need::of(&[range(0x38_0000_0000, 176 * MIB)]);
         let sizing = size(
-            need,
+            Some(need),
             0,
             Some(DEFAULT_LOW),
             Some(DEFAULT_HIGH),
@@ -222,11 +229,11 @@ mod tests {
             range(0xF600_0000, 16 * MIB),
             range(0x60_0000_0000, 256 * MIB),
         ]);
-        let sizing = size(need, GPU_P_MIN_HIGH, None, None, Some(39), None);
+        let sizing = size(Some(need), GPU_P_MIN_HIGH, None, None, Some(39), None);
         assert_eq!(sizing.high, Some(8 * GIB));
         assert_eq!(sizing.low, Some(144 * MIB));
         let kept = size(
-            need,
+            Some(need),
             GPU_P_MIN_HIGH,
             Some(3 * GIB),
             Some(32 * GIB),
@@ -238,14 +245,7 @@ mod tests {
 
     #[test]
     fn clamps_to_the_cpu_with_a_warning() {
-        let sizing = size(
-            Need::default(),
-            GPU_P_MIN_HIGH,
-            None,
-            Some(32 * GIB),
-            Some(36),
-            None,
-        );
+        let sizing = size(None, GPU_P_MIN_HIGH, None, Some(32 * GIB), Some(36), None);
         assert_eq!(sizing.high, Some(512 * MIB));
         assert!(sizing.warning.unwrap().contains("36-bit"));
     }

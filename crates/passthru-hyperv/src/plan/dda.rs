@@ -223,7 +223,17 @@ pub fn plan_assign(survey: &WindowsSurvey, request: &AssignRequest) -> Result<Pr
         .iter()
         .map(|device| device_need(device))
         .fold(already, Need::plus);
-    prepare_vm(survey, vm, need, 0, StopAction::TurnOff, &mut plan);
+    let known = moving
+        .iter()
+        .all(|device| device.verdict.mmio_bytes.is_some());
+    prepare_vm(
+        survey,
+        vm,
+        known.then_some(need),
+        0,
+        StopAction::TurnOff,
+        &mut plan,
+    );
 
     let mut forced = false;
     for device in &moving {

@@ -47,7 +47,7 @@ pub struct PartitionsRequest {
 pub(super) fn prepare_vm(
     survey: &WindowsSurvey,
     vm: &VmReport,
-    need: Need,
+    need: Option<Need>,
     floor_high: u64,
     stop_action: StopAction,
     plan: &mut Plan<HyperVStep>,
@@ -106,18 +106,18 @@ pub(super) fn prepare_vm(
     }
 }
 
-fn gpu_need(survey: &WindowsSurvey, gpu: &GpuReport) -> Need {
+fn gpu_need(survey: &WindowsSurvey, gpu: &GpuReport) -> Option<Need> {
     let verdict = gpu
         .location_path
         .as_deref()
         .and_then(|path| survey.device_at(path))
         .map(|device| &device.verdict);
-    Need {
-        total: gpu.mmio_bytes.unwrap_or(0),
+    Some(Need {
+        total: gpu.mmio_bytes?,
         below_4g: verdict
             .and_then(|verdict| verdict.mmio_below_4g_bytes)
             .unwrap_or(0),
-    }
+    })
 }
 
 /// Plans `gpu-p add`.
