@@ -35,6 +35,9 @@ impl HostError {
             Self::Port(PortError::Spawn { .. } | PortError::NotAvailable { .. }) => Some(
                 "passthru's Hyper-V commands need Windows with Windows PowerShell 5.1 and the Hyper-V module".to_owned(),
             ),
+            Self::Port(PortError::Exited { .. }) | Self::Answer(AnswerError::Missing { .. }) => Some(
+                "this does not look like a working Windows PowerShell 5.1 with the Hyper-V module (under wine, powershell.exe is only a stub); on Windows, check that `powershell.exe -NoProfile -Command Get-VM` works in an elevated prompt".to_owned(),
+            ),
             _ => None,
         }
     }

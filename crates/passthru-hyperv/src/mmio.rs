@@ -33,7 +33,7 @@ pub const MAX_LOW: u64 = 3584 * MIB;
 /// Hyper-V's cap on the high gap (ExHyperV's measurement).
 pub const MAX_HIGH: u64 = 262_656 * MIB;
 /// Where Hyper-V put the high gap in the recorded 36-bit failure (see the module docs).
-pub const ASSUMED_HIGH_BASE: u64 = 0xFE000_0000;
+pub const ASSUMED_HIGH_BASE: u64 = 0x000F_E000_0000;
 /// The smallest high gap passthru gives a GPU partition (Easy-GPU-PV #298).
 pub const GPU_P_MIN_HIGH: u64 = 8 * GIB;
 

@@ -67,17 +67,16 @@ fn with_companions<'a>(
     }
     for device in named {
         for path in &device.companions {
-            if let Some(companion) = survey.device_at(path) {
-                if !all
+            if let Some(companion) = survey.device_at(path)
+                && !all
                     .iter()
                     .any(|known| known.instance_id == companion.instance_id)
-                {
-                    notes.push(format!(
+            {
+                notes.push(format!(
                         "{} goes along: it is another function of the same card as {} (a card moves as a whole)",
                         companion.name, device.name
                     ));
-                    push(&mut all, companion);
-                }
+                push(&mut all, companion);
             }
         }
     }
@@ -180,15 +179,13 @@ pub fn plan_assign(survey: &WindowsSurvey, request: &AssignRequest) -> Result<Pr
                 unknown.join("; ")
             ));
         }
-        if device.state == DdaState::Assigned {
-            if let Some(owner) = &device.vm {
-                if !sources
-                    .iter()
-                    .any(|known| known.eq_ignore_ascii_case(owner))
-                {
-                    sources.push(owner.clone());
-                }
-            }
+        if device.state == DdaState::Assigned
+            && let Some(owner) = &device.vm
+            && !sources
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(owner))
+        {
+            sources.push(owner.clone());
         }
         moving.push(device);
     }
@@ -312,26 +309,26 @@ pub fn plan_release(survey: &WindowsSurvey, request: &ReleaseRequest) -> Result<
     let mut stale_steps = Vec::new();
     let mut named = Vec::new();
     for selector in &request.devices {
-        if let Some(vm) = wanted_vm {
-            if let Some(stale) = vm.devices.iter().find(|device| {
+        if let Some(vm) = wanted_vm
+            && let Some(stale) = vm.devices.iter().find(|device| {
                 device.stale
                     && device
                         .location_path
                         .as_deref()
                         .is_some_and(|path| same_location(path, selector))
-            }) {
-                stale_steps.push(HyperVStep::RemoveAssignableDevice {
-                    vm: vm.name.clone(),
-                    location_path: stale.location_path.clone().unwrap_or_default(),
-                    instance_id: None,
-                    name: stale
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| "a device that no longer exists".to_owned()),
-                    stale: true,
-                });
-                continue;
-            }
+            })
+        {
+            stale_steps.push(HyperVStep::RemoveAssignableDevice {
+                vm: vm.name.clone(),
+                location_path: stale.location_path.clone().unwrap_or_default(),
+                instance_id: None,
+                name: stale
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| "a device that no longer exists".to_owned()),
+                stale: true,
+            });
+            continue;
         }
         named.push(select::device(survey, selector)?);
     }
@@ -347,14 +344,14 @@ pub fn plan_release(survey: &WindowsSurvey, request: &ReleaseRequest) -> Result<
         match device.state {
             DdaState::Assigned => {
                 let owner = device.vm.clone().unwrap_or_default();
-                if let Some(vm) = wanted_vm {
-                    if !vm.name.eq_ignore_ascii_case(&owner) {
-                        return Err(Refusal::new(format!(
-                            "{} is in '{owner}', not in '{}'",
-                            device.name, vm.name
-                        ))
-                        .with_help(format!("pass --vm '{owner}', or leave --vm out")));
-                    }
+                if let Some(vm) = wanted_vm
+                    && !vm.name.eq_ignore_ascii_case(&owner)
+                {
+                    return Err(Refusal::new(format!(
+                        "{} is in '{owner}', not in '{}'",
+                        device.name, vm.name
+                    ))
+                    .with_help(format!("pass --vm '{owner}', or leave --vm out")));
                 }
                 if !involved.contains(&owner) {
                     involved.push(owner.clone());

@@ -52,14 +52,15 @@ pub(super) fn prepare_vm(
     stop_action: StopAction,
     plan: &mut Plan<HyperVStep>,
 ) {
-    if vm.memory.dynamic && vm.memory.startup != vm.memory.minimum {
-        if let (Some(startup), Some(minimum)) = (vm.memory.startup, vm.memory.minimum) {
-            plan.steps.push(HyperVStep::SetMemoryMinimum {
-                vm: vm.name.clone(),
-                to: startup,
-                from: minimum,
-            });
-        }
+    if vm.memory.dynamic
+        && vm.memory.startup != vm.memory.minimum
+        && let (Some(startup), Some(minimum)) = (vm.memory.startup, vm.memory.minimum)
+    {
+        plan.steps.push(HyperVStep::SetMemoryMinimum {
+            vm: vm.name.clone(),
+            to: startup,
+            from: minimum,
+        });
     }
     let current_action = vm.stop_action.as_deref().and_then(StopAction::parse);
     let wrong_action = match stop_action {

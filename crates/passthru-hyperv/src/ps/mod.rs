@@ -123,7 +123,7 @@ pub enum PortError {
     #[error("lost contact with PowerShell: {0}")]
     Io(#[from] std::io::Error),
     /// PowerShell ended before answering.
-    #[error("PowerShell ended before answering (exit status {status:?}){}", stderr_context(.stderr))]
+    #[error("PowerShell ended without answering ({}){}", exit_status(*.status), stderr_context(.stderr))]
     Exited {
         /// Its exit status.
         status: Option<i32>,
@@ -139,6 +139,10 @@ pub enum PortError {
     /// The simulator could not do what was asked (a test set-up problem).
     #[error("simulated Hyper-V: {0}")]
     Simulator(String),
+}
+
+fn exit_status(status: Option<i32>) -> String {
+    status.map_or_else(|| "killed".to_owned(), |code| format!("exit status {code}"))
 }
 
 fn stderr_context(stderr: &str) -> String {

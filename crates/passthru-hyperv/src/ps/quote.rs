@@ -31,7 +31,7 @@ pub fn bytes(value: u64) -> String {
         (1 << 10, "KB"),
     ];
     for (size, suffix) in UNITS {
-        if value >= size && value % size == 0 {
+        if value >= size && value.is_multiple_of(size) {
             return format!("{}{suffix}", value / size);
         }
     }

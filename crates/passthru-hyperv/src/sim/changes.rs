@@ -10,13 +10,13 @@ use crate::ops::Op;
 use crate::text::instance::same_gpu_path as gpus_same;
 use crate::text::location::same_location;
 
-type Outcome = Result<(), ErrorRecord>;
+type Outcome = Result<(), Box<ErrorRecord>>;
 
 fn off_vm<'a>(
     state: &'a mut SimState,
     cmdlet: &str,
     name: &str,
-) -> Result<&'a mut Vm, ErrorRecord> {
+) -> Result<&'a mut Vm, Box<ErrorRecord>> {
     let vm = state
         .vm_mut(name)
         .ok_or_else(|| messages::vm_not_found(cmdlet, name))?;
@@ -357,14 +357,12 @@ fn start(state: &mut SimState, name: &str) -> Outcome {
         && PolicyValue::ALL
             .iter()
             .any(|value| policy.get(*value) != Some(0))
-    {
-        if let Some(path) = machine
+        && let Some(path) = machine
             .gpu_adapters
             .iter()
             .find_map(|adapter| adapter.instance_path.clone())
-        {
-            return Err(messages::gpu_policy(&path));
-        }
+    {
+        return Err(messages::gpu_policy(&path));
     }
     if has_devices(machine) && machine.memory_conflicts_with_devices() {
         return Err(messages::dynamic_memory("Start-VM", &machine.name));

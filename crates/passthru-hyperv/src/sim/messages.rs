@@ -10,12 +10,14 @@
 
 use crate::error::ErrorRecord;
 
-fn hyperv(cmdlet: &str, reason: &str, category: &str, message: String) -> ErrorRecord {
-    ErrorRecord::virtualization(cmdlet, reason, category, message)
+fn hyperv(cmdlet: &str, reason: &str, category: &str, message: String) -> Box<ErrorRecord> {
+    Box::new(ErrorRecord::virtualization(
+        cmdlet, reason, category, message,
+    ))
 }
 
 /// Recorded (`Get-VM -Name NOPE`, seen in several public Hyper-V wrappers with this id).
-pub(super) fn vm_not_found(cmdlet: &str, name: &str) -> ErrorRecord {
+pub(super) fn vm_not_found(cmdlet: &str, name: &str) -> Box<ErrorRecord> {
     let mut record = hyperv(
         cmdlet,
         "InvalidParameter",
@@ -27,7 +29,7 @@ pub(super) fn vm_not_found(cmdlet: &str, name: &str) -> ErrorRecord {
 }
 
 /// Recorded (the general invalid-state text of Hyper-V cmdlets).
-pub(super) fn invalid_state(cmdlet: &str) -> ErrorRecord {
+pub(super) fn invalid_state(cmdlet: &str) -> Box<ErrorRecord> {
     hyperv(
         cmdlet,
         "InvalidState",
@@ -38,7 +40,7 @@ pub(super) fn invalid_state(cmdlet: &str) -> ErrorRecord {
 }
 
 /// Recorded (hashicorp/packer#8633: `Set-VMMemory` on a running VM).
-pub(super) fn memory_not_modifiable(vm: &str, id: &str) -> ErrorRecord {
+pub(super) fn memory_not_modifiable(vm: &str, id: &str) -> Box<ErrorRecord> {
     hyperv(
         "Set-VMMemory",
         "InvalidState",
@@ -50,7 +52,7 @@ pub(super) fn memory_not_modifiable(vm: &str, id: &str) -> ErrorRecord {
 }
 
 /// Recorded (F8a, jamesstringer90/Easy-GPU-PV#125), raised by `Start-VM`.
-pub(super) fn gpu_policy(gpu: &str) -> ErrorRecord {
+pub(super) fn gpu_policy(gpu: &str) -> Box<ErrorRecord> {
     hyperv(
         "Start-VM",
         "InvalidParameter",
@@ -62,7 +64,12 @@ pub(super) fn gpu_policy(gpu: &str) -> ErrorRecord {
 }
 
 /// Recorded (F8b, jamesstringer90/Easy-GPU-PV#278, #153), raised by `Start-VM`.
-pub(super) fn mmio_above_range(vm: &str, id: &str, region_end: u64, limit: u64) -> ErrorRecord {
+pub(super) fn mmio_above_range(
+    vm: &str,
+    id: &str,
+    region_end: u64,
+    limit: u64,
+) -> Box<ErrorRecord> {
     hyperv(
         "Start-VM",
         "InvalidParameter",
@@ -75,7 +82,7 @@ pub(super) fn mmio_above_range(vm: &str, id: &str, region_end: u64, limit: u64) 
 
 /// Recorded (F8j, `fixtures/hyperv/error_DDA_0xC035001E_*`), raised by `Start-VM` on a
 /// client SKU with an assigned device.
-pub(super) fn hypervisor_feature_unavailable(vm: &str) -> ErrorRecord {
+pub(super) fn hypervisor_feature_unavailable(vm: &str) -> Box<ErrorRecord> {
     hyperv(
         "Start-VM",
         "InvalidOperation",
@@ -88,7 +95,7 @@ pub(super) fn hypervisor_feature_unavailable(vm: &str) -> ErrorRecord {
 
 /// Recorded (F8k, Justsenger/ExHyperV#60). Only the Chinese wording reached us, so the
 /// simulator answers in Chinese, which also keeps passthru's classifier honest about locales.
-pub(super) fn dynamic_memory(cmdlet: &str, vm: &str) -> ErrorRecord {
+pub(super) fn dynamic_memory(cmdlet: &str, vm: &str) -> Box<ErrorRecord> {
     hyperv(
         cmdlet,
         "InvalidParameter",
@@ -100,8 +107,8 @@ pub(super) fn dynamic_memory(cmdlet: &str, vm: &str) -> ErrorRecord {
 }
 
 /// Recorded (F8d, jamesstringer90/Easy-GPU-PV#5): Windows 10's cmdlet has no -InstancePath.
-pub(super) fn no_instance_path() -> ErrorRecord {
-    ErrorRecord {
+pub(super) fn no_instance_path() -> Box<ErrorRecord> {
+    Box::new(ErrorRecord {
         exception_type: "System.Management.Automation.ParameterBindingException".to_owned(),
         fully_qualified_error_id:
             "NamedParameterNotFound,Microsoft.HyperV.PowerShell.Commands.AddVMGpuPartitionAdapter"
@@ -111,11 +118,11 @@ pub(super) fn no_instance_path() -> ErrorRecord {
             .to_owned(),
         target: String::new(),
         command: "Add-VMGpuPartitionAdapter".to_owned(),
-    }
+    })
 }
 
 /// Recorded (fixture `error_Dismount-VMHostAssignableDevice_usb3_no_force.txt`).
-pub(super) fn no_mitigation_driver() -> ErrorRecord {
+pub(super) fn no_mitigation_driver() -> Box<ErrorRecord> {
     hyperv(
         "Dismount-VMHostAssignableDevice",
         "InvalidOperation",
@@ -125,7 +132,7 @@ pub(super) fn no_mitigation_driver() -> ErrorRecord {
 }
 
 /// Recorded (F8i, intel/haxm#149; the source cuts the second sentence short, and so do we).
-pub(super) fn no_os_pcie_control() -> ErrorRecord {
+pub(super) fn no_os_pcie_control() -> Box<ErrorRecord> {
     hyperv(
         "Dismount-VMHostAssignableDevice",
         "InvalidOperation",
@@ -135,8 +142,8 @@ pub(super) fn no_os_pcie_control() -> ErrorRecord {
 }
 
 /// Modelled: the CIM "not found" pattern of the PnpDevice cmdlets.
-pub(super) fn pnp_not_found(cmdlet: &str, instance_id: &str) -> ErrorRecord {
-    ErrorRecord {
+pub(super) fn pnp_not_found(cmdlet: &str, instance_id: &str) -> Box<ErrorRecord> {
+    Box::new(ErrorRecord {
         exception_type: "Microsoft.Management.Infrastructure.CimException".to_owned(),
         fully_qualified_error_id: format!("CmdletizationQuery_NotFound,{cmdlet}"),
         category: "ObjectNotFound".to_owned(),
@@ -146,11 +153,11 @@ pub(super) fn pnp_not_found(cmdlet: &str, instance_id: &str) -> ErrorRecord {
         ),
         target: instance_id.to_owned(),
         command: cmdlet.to_owned(),
-    }
+    })
 }
 
 /// Modelled: a DDA cmdlet asked about a device that is not in the state it needs.
-pub(super) fn device_state(cmdlet: &str, location: &str, what: &str) -> ErrorRecord {
+pub(super) fn device_state(cmdlet: &str, location: &str, what: &str) -> Box<ErrorRecord> {
     hyperv(
         cmdlet,
         "InvalidOperation",
@@ -160,12 +167,12 @@ pub(super) fn device_state(cmdlet: &str, location: &str, what: &str) -> ErrorRec
 }
 
 /// Modelled: something named does not exist (adapter id, partitionable GPU, assigned device).
-pub(super) fn not_found(cmdlet: &str, what: String) -> ErrorRecord {
+pub(super) fn not_found(cmdlet: &str, what: String) -> Box<ErrorRecord> {
     hyperv(cmdlet, "ObjectNotFound", "ObjectNotFound", what)
 }
 
 /// Modelled: a guest that does not answer the shutdown request (no integration services).
-pub(super) fn shutdown_refused(vm: &str) -> ErrorRecord {
+pub(super) fn shutdown_refused(vm: &str) -> Box<ErrorRecord> {
     hyperv(
         "Stop-VM",
         "OperationFailed",
@@ -177,6 +184,6 @@ pub(super) fn shutdown_refused(vm: &str) -> ErrorRecord {
 }
 
 /// Modelled: an invalid argument to a cmdlet.
-pub(super) fn invalid_argument(cmdlet: &str, message: String) -> ErrorRecord {
+pub(super) fn invalid_argument(cmdlet: &str, message: String) -> Box<ErrorRecord> {
     hyperv(cmdlet, "InvalidParameter", "InvalidArgument", message)
 }

@@ -41,7 +41,7 @@ pub trait Extension {
         kind: &str,
         payload: &Value,
         state: &mut SimState,
-    ) -> Result<Vec<Value>, ErrorRecord>;
+    ) -> Result<Vec<Value>, Box<ErrorRecord>>;
 }
 
 /// The simulated host.
@@ -133,7 +133,7 @@ impl Simulator {
         Ok(())
     }
 
-    fn execute(&mut self, request: &Request) -> Result<Vec<Value>, ErrorRecord> {
+    fn execute(&mut self, request: &Request) -> Result<Vec<Value>, Box<ErrorRecord>> {
         match request {
             Request::Query(query) => reads::answer(&self.state, query),
             Request::Op(op) => {
@@ -148,14 +148,14 @@ impl Simulator {
                         fault.skip -= 1;
                     } else {
                         let fault = self.state.faults.remove(index);
-                        return Err(fault.error.unwrap_or_else(|| {
+                        return Err(Box::new(fault.error.unwrap_or_else(|| {
                             ErrorRecord::virtualization(
                                 op.cmdlet(),
                                 "OperationFailed",
                                 "NotSpecified",
                                 "The operation failed. (injected fault)",
                             )
-                        }));
+                        })));
                     }
                 }
                 changes::apply(&mut self.state, op)?;
@@ -169,7 +169,7 @@ impl Simulator {
                     .find(|extension| extension.handles(kind));
                 match extension {
                     Some(extension) => extension.execute(kind, payload, &mut self.state),
-                    None => Err(ErrorRecord {
+                    None => Err(Box::new(ErrorRecord {
                         exception_type: "System.Management.Automation.CommandNotFoundException"
                             .to_owned(),
                         fully_qualified_error_id: "CommandNotFoundException".to_owned(),
@@ -179,7 +179,7 @@ impl Simulator {
                         ),
                         target: kind.clone(),
                         command: String::new(),
-                    }),
+                    })),
                 }
             }
         }
@@ -194,7 +194,7 @@ impl PowerShell for Simulator {
             match self.execute(request) {
                 Ok(mut output) => data.append(&mut output),
                 Err(record) => {
-                    failure = Some(record);
+                    failure = Some(*record);
                     break;
                 }
             }

@@ -162,7 +162,7 @@ fn device_status(state: &SimState, location: &str, instance_id: Option<&str>) ->
 }
 
 /// Answers one query.
-pub(super) fn answer(state: &SimState, query: &Query) -> Result<Vec<Value>, ErrorRecord> {
+pub(super) fn answer(state: &SimState, query: &Query) -> Result<Vec<Value>, Box<ErrorRecord>> {
     Ok(match query {
         Query::Survey => vec![survey(state)],
         Query::Vm { name } => {

@@ -68,16 +68,14 @@ pub fn by_device(answers: &HostAnswers) -> HashMap<String, DeviceResources> {
         } else if antecedent
             .class
             .eq_ignore_ascii_case("Win32_DeviceMemoryAddress")
-        {
-            if let Some(start) = antecedent
+            && let Some(start) = antecedent
                 .key("StartingAddress")
                 .and_then(|n| n.parse().ok())
-            {
-                entry.memory.push(MemoryRange {
-                    start: Some(start),
-                    end: ends.get(&start).copied().flatten(),
-                });
-            }
+        {
+            entry.memory.push(MemoryRange {
+                start: Some(start),
+                end: ends.get(&start).copied().flatten(),
+            });
         }
     }
     resources

@@ -86,13 +86,13 @@ pub fn parse(text: &str) -> Vec<ListRecord> {
             continue;
         }
         let indent = line.len() - line.trim_start().len();
-        if let (Some(column), true) = (value_column, indent > 0) {
-            if indent >= column {
-                if let Some((_, value)) = current.fields.last_mut() {
-                    value.push_str(line.trim());
-                }
-                continue;
+        if let (Some(column), true) = (value_column, indent > 0)
+            && indent >= column
+        {
+            if let Some((_, value)) = current.fields.last_mut() {
+                value.push_str(line.trim());
             }
+            continue;
         }
         match split_key_value(line) {
             Some((key, value, column)) => {
