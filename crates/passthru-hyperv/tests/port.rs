@@ -7,87 +7,90 @@ use std::time::Duration;
 use passthru_core::runner::{CommandOutput, CommandRunner, CommandSpec};
 use passthru_hyperv::client::{HostError, HyperVHost};
 use passthru_hyperv::error::ErrorKind;
-use passthru_hyperv::ops::Op;
 use passthru_hyperv::ps::envelope::Answer;
 use passthru_hyperv::ps::oneshot::OneShot;
-use passthru_hyperv::ps::{POWERSHELL_ARGS, PortError, PowerShell, Script};
+use passthru_hyperv::ps::{POWERSHELL_ARGS, PortError, Script};
 use passthru_hyperv::query::Query;
 
-/// Reads the two lines per script; answers with the byte length of the decoded script, so the
-/// test can check that the script arrived intact; echoes the sentinel; `Stop-VM` makes it
-/// print to stderr and exit, `Start-VM` makes it hang.
 #[cfg(unix)]
-const STAND_IN: &str = r#"
-while IFS= read -r line; do
-  case "$line" in
-    "& ([ScriptBlock]"*)
-      encoded=${line#*FromBase64String(\'}
-      encoded=${encoded%%\'*}
-      script=$(printf '%s' "$encoded" | base64 -d)
-      case "$script" in
-        *Stop-VM*) echo "PowerShell died" >&2; exit 3 ;;
-        *Start-VM*) sleep 5 ;;
+mod stand_in {
+    use std::time::Duration;
+
+    use passthru_hyperv::ops::Op;
+    use passthru_hyperv::ps::{PortError, PowerShell, Script};
+    use passthru_hyperv::query::Query;
+
+    /// Reads the two lines per script; answers with the byte length of the decoded script, so the
+    /// test can check that the script arrived intact; echoes the sentinel; `Stop-VM` makes it
+    /// print to stderr and exit, `Start-VM` makes it hang.
+    const STAND_IN: &str = r#"
+    while IFS= read -r line; do
+      case "$line" in
+        "& ([ScriptBlock]"*)
+          encoded=${line#*FromBase64String(\'}
+          encoded=${encoded%%\'*}
+          script=$(printf '%s' "$encoded" | base64 -d)
+          case "$script" in
+            *Stop-VM*) echo "PowerShell died" >&2; exit 3 ;;
+            *Start-VM*) sleep 5 ;;
+          esac
+          bytes=$(printf '%s' "$encoded" | base64 -d | wc -c)
+          echo "WARNING: noise before the answer"
+          echo "{\"passthru\":\"answer/1\",\"ok\":true,\"data\":[$bytes],\"warnings\":[]}"
+          ;;
+        "'"*) line=${line#\'}; echo "${line%\'}" ;;
       esac
-      bytes=$(printf '%s' "$encoded" | base64 -d | wc -c)
-      echo "WARNING: noise before the answer"
-      echo "{\"passthru\":\"answer/1\",\"ok\":true,\"data\":[$bytes],\"warnings\":[]}"
-      ;;
-    "'"*) line=${line#\'}; echo "${line%\'}" ;;
-  esac
-done
-"#;
+    done
+    "#;
 
-#[cfg(unix)]
-fn stand_in(timeout: Duration) -> passthru_hyperv::ps::process::PowerShellProcess {
-    passthru_hyperv::ps::process::PowerShellProcess::spawn("sh", &["-c", STAND_IN], timeout)
-        .unwrap()
-}
-
-#[cfg(unix)]
-#[test]
-fn one_process_answers_many_scripts_intact() {
-    let mut powershell = stand_in(Duration::from_secs(20));
-    for query in [
-        Query::Survey,
-        Query::Policy,
-        Query::Vm {
-            name: "Gäste's VM".into(),
-        },
-    ] {
-        let script = Script::query(query);
-        let stdout = powershell.run(&script).unwrap();
-        let answer = passthru_hyperv::ps::envelope::parse(&stdout).unwrap();
-        assert_eq!(answer.data, vec![serde_json::json!(script.wire().len())]);
+    fn stand_in(timeout: Duration) -> passthru_hyperv::ps::process::PowerShellProcess {
+        passthru_hyperv::ps::process::PowerShellProcess::spawn("sh", &["-c", STAND_IN], timeout)
+            .unwrap()
     }
-}
 
-#[cfg(unix)]
-#[test]
-fn a_dying_powershell_is_reported_with_its_last_words() {
-    let mut powershell = stand_in(Duration::from_secs(20));
-    let error = powershell
-        .run(&Script::op(Op::StopVm {
-            vm: "x".into(),
-            turn_off: false,
-        }))
-        .unwrap_err();
-    match error {
-        PortError::Exited { status, stderr } => {
-            assert_eq!(status, Some(3));
-            assert!(stderr.contains("PowerShell died"), "{stderr}");
+    #[test]
+    fn one_process_answers_many_scripts_intact() {
+        let mut powershell = stand_in(Duration::from_secs(20));
+        for query in [
+            Query::Survey,
+            Query::Policy,
+            Query::Vm {
+                name: "Gäste's VM".into(),
+            },
+        ] {
+            let script = Script::query(query);
+            let stdout = powershell.run(&script).unwrap();
+            let answer = passthru_hyperv::ps::envelope::parse(&stdout).unwrap();
+            assert_eq!(answer.data, vec![serde_json::json!(script.wire().len())]);
         }
-        other => panic!("{other:?}"),
     }
-}
 
-#[cfg(unix)]
-#[test]
-fn a_hung_script_times_out() {
-    let mut powershell = stand_in(Duration::from_millis(300));
-    let error = powershell
-        .run(&Script::op(Op::StartVm { vm: "x".into() }))
-        .unwrap_err();
-    assert!(matches!(error, PortError::TimedOut { .. }), "{error:?}");
+    #[test]
+    fn a_dying_powershell_is_reported_with_its_last_words() {
+        let mut powershell = stand_in(Duration::from_secs(20));
+        let error = powershell
+            .run(&Script::op(Op::StopVm {
+                vm: "x".into(),
+                turn_off: false,
+            }))
+            .unwrap_err();
+        match error {
+            PortError::Exited { status, stderr } => {
+                assert_eq!(status, Some(3));
+                assert!(stderr.contains("PowerShell died"), "{stderr}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hung_script_times_out() {
+        let mut powershell = stand_in(Duration::from_millis(300));
+        let error = powershell
+            .run(&Script::op(Op::StartVm { vm: "x".into() }))
+            .unwrap_err();
+        assert!(matches!(error, PortError::TimedOut { .. }), "{error:?}");
+    }
 }
 
 #[test]
