@@ -2,7 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use passthru_hyperv::text::instance::{GpuInterfacePath, InstanceId, interface_path_to_instance_id};
+use passthru_hyperv::text::instance::{
+    GpuInterfacePath, InstanceId, interface_path_to_instance_id,
+};
 use passthru_hyperv::text::location::LocationPath;
 use passthru_hyperv::text::wmi_path::WmiPath;
 

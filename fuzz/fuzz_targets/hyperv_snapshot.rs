@@ -13,13 +13,40 @@ fuzz_target!(|bytes: &[u8]| {
         return;
     };
     let survey = analyze(&snapshot.answers(), Source::default());
-    let vm = survey.vms.first().map(|vm| vm.name.clone()).unwrap_or_default();
+    let vm = survey
+        .vms
+        .first()
+        .map(|vm| vm.name.clone())
+        .unwrap_or_default();
     let device = survey
         .devices
         .first()
         .map(|device| device.instance_id.clone())
         .unwrap_or_default();
-    let _ = plan_assign(&survey, &AssignRequest { devices: vec![device.clone()], vm: vm.clone(), stop_vm: true, force: true });
-    let _ = plan_release(&survey, &ReleaseRequest { devices: vec![device], vm: Some(vm.clone()), stop_vm: true });
-    let _ = plan_add(&survey, &AddRequest { vm, gpu: None, stop_vm: true, force: true });
+    let _ = plan_assign(
+        &survey,
+        &AssignRequest {
+            devices: vec![device.clone()],
+            vm: vm.clone(),
+            stop_vm: true,
+            force: true,
+        },
+    );
+    let _ = plan_release(
+        &survey,
+        &ReleaseRequest {
+            devices: vec![device],
+            vm: Some(vm.clone()),
+            stop_vm: true,
+        },
+    );
+    let _ = plan_add(
+        &survey,
+        &AddRequest {
+            vm,
+            gpu: None,
+            stop_vm: true,
+            force: true,
+        },
+    );
 });
