@@ -80,15 +80,7 @@ fn prove_rollback_and_undo(initial: &SimState, make: impl Fn(&WindowsSurvey) -> 
             error: None,
         });
         let mut host = sim_host(faulty);
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path()).unwrap();
-        match executor::apply(
-            &mut journal,
-            &plan,
-            &mut host,
-            &ExecOptions::default(),
-            &mut |_| {},
-        ) {
+        match execute(&mut host, &plan, None).1 {
             Err(ExecError::StepFailed {
                 index: failed,
                 rollback,
@@ -119,19 +111,9 @@ fn prove_rollback_and_undo(initial: &SimState, make: impl Fn(&WindowsSurvey) -> 
             CrashPoint::AfterApply(index),
         ] {
             let mut host = sim_host(initial.clone());
-            let dir = tempfile::tempdir().unwrap();
-            {
-                let mut journal = Journal::open(dir.path()).unwrap();
-                let options = ExecOptions { crash: Some(crash) };
-                let result = executor::apply(&mut journal, &plan, &mut host, &options, &mut |_| {});
-                assert!(matches!(result, Err(ExecError::Crashed(_))));
-            }
-            let mut journal = Journal::open(dir.path()).unwrap();
-            let operation = journal.last_undoable().unwrap().unwrap();
-            assert_eq!(operation.kind, HyperVStep::KIND);
-            let report =
-                executor::undo::<HyperVStep>(&mut journal, &operation, &mut host, &mut |_| {})
-                    .unwrap();
+            let (dir, result) = execute(&mut host, &plan, Some(crash));
+            assert!(matches!(result, Err(ExecError::Crashed(_))));
+            let report = undo_last(&dir, &mut host);
             assert_eq!(
                 report.outcome,
                 Outcome::Undone,
@@ -144,34 +126,41 @@ fn prove_rollback_and_undo(initial: &SimState, make: impl Fn(&WindowsSurvey) -> 
 
     // And the whole plan applies, verifies, and undoes.
     let mut host = sim_host(initial.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::open(dir.path()).unwrap();
-    let report = executor::apply(
-        &mut journal,
-        &plan,
-        &mut host,
-        &ExecOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
-    assert_eq!(report.outcome, Outcome::Applied);
+    let (dir, report) = execute(&mut host, &plan, None);
+    assert_eq!(report.unwrap().outcome, Outcome::Applied);
     assert_ne!(answers(&mut host), before);
-    let operation = journal.last_undoable().unwrap().unwrap();
-    executor::undo::<HyperVStep>(&mut journal, &operation, &mut host, &mut |_| {}).unwrap();
+    undo_last(&dir, &mut host);
     assert_eq!(answers(&mut host), before);
 }
 
-fn apply(host: &mut HyperVHost, plan: &Plan<HyperVStep>) {
+/// Runs `plan` with a fresh journal in a temporary directory (returned, with the result).
+fn execute(
+    host: &mut HyperVHost,
+    plan: &Plan<HyperVStep>,
+    crash: Option<CrashPoint>,
+) -> (tempfile::TempDir, Result<executor::Report, ExecError>) {
     let dir = tempfile::tempdir().unwrap();
     let mut journal = Journal::open(dir.path()).unwrap();
-    executor::apply(
+    let result = executor::apply(
         &mut journal,
         plan,
         host,
-        &ExecOptions::default(),
+        &ExecOptions { crash },
         &mut |_| {},
-    )
-    .unwrap();
+    );
+    (dir, result)
+}
+
+/// Undoes the last undoable operation in the journal in `dir`.
+fn undo_last(dir: &tempfile::TempDir, host: &mut HyperVHost) -> executor::Report {
+    let mut journal = Journal::open(dir.path()).unwrap();
+    let operation = journal.last_undoable().unwrap().unwrap();
+    assert_eq!(operation.kind, HyperVStep::KIND);
+    executor::undo::<HyperVStep>(&mut journal, &operation, host, &mut |_| {}).unwrap()
+}
+
+fn apply(host: &mut HyperVHost, plan: &Plan<HyperVStep>) {
+    execute(host, plan, None).1.unwrap();
 }
 
 fn hyperv_error(result: Result<(), HostError>) -> ErrorKind {
@@ -474,16 +463,8 @@ fn gpu_p_remove_and_undo_re_adds() {
     let mut host = sim_host(initial.clone());
     let plan = plan_remove(&survey(&mut host), &request).unwrap().plan;
     insta::assert_snapshot!("gpu_p_remove", ops(&plan).join("\n"));
-    let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::open(dir.path()).unwrap();
-    executor::apply(
-        &mut journal,
-        &plan,
-        &mut host,
-        &ExecOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap();
+    let (dir, result) = execute(&mut host, &plan, None);
+    result.unwrap();
     assert!(
         survey(&mut host)
             .vm("exampleName")
@@ -492,8 +473,7 @@ fn gpu_p_remove_and_undo_re_adds() {
             .is_empty()
     );
     // Undo re-adds a partition of the same GPU (Hyper-V gives it a new id).
-    let operation = journal.last_undoable().unwrap().unwrap();
-    executor::undo::<HyperVStep>(&mut journal, &operation, &mut host, &mut |_| {}).unwrap();
+    undo_last(&dir, &mut host);
     let after = survey(&mut host);
     let vm = after.vm("exampleName").unwrap();
     assert_eq!(vm.gpu_adapters.len(), 1);
@@ -872,16 +852,7 @@ fn a_failed_guest_shutdown_stops_the_plan_before_anything_changes() {
     let plan = plan_assign(&survey(&mut host), &assign(&["K520"], "StorageServer"))
         .unwrap()
         .plan;
-    let dir = tempfile::tempdir().unwrap();
-    let mut journal = Journal::open(dir.path()).unwrap();
-    let error = executor::apply(
-        &mut journal,
-        &plan,
-        &mut host,
-        &ExecOptions::default(),
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let error = execute(&mut host, &plan, None).1.unwrap_err();
     assert!(
         matches!(error, ExecError::StepFailed { index: 0, .. }),
         "{error:?}"

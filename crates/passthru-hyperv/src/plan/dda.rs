@@ -336,7 +336,7 @@ pub fn plan_release(survey: &WindowsSurvey, request: &ReleaseRequest) -> Result<
     let mut plan = Plan::new(String::new());
     let mut involved: Vec<String> = stale_steps
         .iter()
-        .filter_map(|step| step.vm().map(str::to_owned))
+        .filter_map(|step| step.apply_op().vm().map(str::to_owned))
         .collect();
     let mut moves = Vec::new();
     for device in devices {

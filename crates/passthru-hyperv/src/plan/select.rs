@@ -162,16 +162,7 @@ pub fn device<'a>(survey: &'a WindowsSurvey, selector: &str) -> Result<&'a Devic
             .devices
             .iter()
             .filter(|device| !device.bridge)
-            .map(|device| {
-                format!(
-                    "{} ({})",
-                    device.name,
-                    device
-                        .location_path
-                        .as_deref()
-                        .unwrap_or(&device.instance_id)
-                )
-            })
+            .map(DeviceReport::label)
             .collect::<Vec<_>>()
     };
     let matches: Vec<&DeviceReport> = if let Ok(location) = LocationPath::parse(selector) {

@@ -468,22 +468,6 @@ impl HyperVStep {
         }
     }
 
-    /// The VM this step changes, if any.
-    pub fn vm(&self) -> Option<&str> {
-        match self {
-            Self::StopVm { vm, .. }
-            | Self::SetCacheTypes { vm, .. }
-            | Self::SetMmio { vm, .. }
-            | Self::SetStopAction { vm, .. }
-            | Self::SetMemoryMinimum { vm, .. }
-            | Self::AddGpuAdapter { vm, .. }
-            | Self::RemoveGpuAdapter { vm, .. }
-            | Self::AddAssignableDevice { vm, .. }
-            | Self::RemoveAssignableDevice { vm, .. } => Some(vm.as_str()),
-            _ => None,
-        }
-    }
-
     /// How the undo presents itself (`passthru undo --dry-run`).
     pub fn undo_view(&self) -> StepView {
         let mut view = StepView::new(format!("Undo: {}", self.summary()));
@@ -493,6 +477,33 @@ impl HyperVStep {
             }
         }
         view
+    }
+
+    /// Undo of enabling or disabling: puts the device back to `enabled` if it is on the host
+    /// in the other state (and leaves it alone otherwise).
+    fn restore_enabled(
+        &self,
+        host: &mut HyperVHost,
+        instance_id: &str,
+        location_path: &str,
+        enabled: bool,
+    ) -> Result<(), StepError> {
+        let status = self.device(host, location_path, Some(instance_id))?;
+        let wrong = if enabled {
+            status.on_host_disabled()
+        } else {
+            status.on_host_enabled()
+        };
+        if !wrong {
+            return Ok(());
+        }
+        let instance_id = instance_id.to_owned();
+        let op = if enabled {
+            Op::EnableDevice { instance_id }
+        } else {
+            Op::DisableDevice { instance_id }
+        };
+        host.perform(&op).map_err(|error| failed(&error))
     }
 
     fn device(
@@ -868,20 +879,7 @@ impl Step for HyperVStep {
                 instance_id,
                 location_path,
                 ..
-            } => {
-                if self
-                    .device(host, location_path, Some(instance_id))?
-                    .on_host_disabled()
-                {
-                    perform(
-                        host,
-                        Op::EnableDevice {
-                            instance_id: instance_id.clone(),
-                        },
-                    )?;
-                }
-                Ok(())
-            }
+            } => self.restore_enabled(host, instance_id, location_path, true),
             Self::DismountDevice { location_path, .. } => {
                 if self.device(host, location_path, None)?.dismounted() {
                     perform(
@@ -956,20 +954,7 @@ impl Step for HyperVStep {
                 instance_id,
                 location_path,
                 ..
-            } => {
-                if self
-                    .device(host, location_path, Some(instance_id))?
-                    .on_host_enabled()
-                {
-                    perform(
-                        host,
-                        Op::DisableDevice {
-                            instance_id: instance_id.clone(),
-                        },
-                    )?;
-                }
-                Ok(())
-            }
+            } => self.restore_enabled(host, instance_id, location_path, false),
         }
     }
 }

@@ -370,6 +370,17 @@ pub fn analyze(answers: &HostAnswers, source: Source) -> WindowsSurvey {
     }
 }
 
+impl DeviceReport {
+    /// "Name (location path)", or the instance id where there is no location path.
+    pub fn label(&self) -> String {
+        format!(
+            "{} ({})",
+            self.name,
+            self.location_path.as_deref().unwrap_or(&self.instance_id)
+        )
+    }
+}
+
 impl WindowsSurvey {
     /// A VM by name (case-insensitive, as Hyper-V matches names).
     pub fn vm(&self, name: &str) -> Option<&VmReport> {

@@ -220,16 +220,7 @@ pub(super) fn report(
     let dismounted: Vec<String> = devices
         .iter()
         .filter(|device| device.state == DdaState::Dismounted)
-        .map(|device| {
-            format!(
-                "{} ({})",
-                device.name,
-                device
-                    .location_path
-                    .as_deref()
-                    .unwrap_or(&device.instance_id)
-            )
-        })
+        .map(DeviceReport::label)
         .collect();
     if !dismounted.is_empty() {
         checks.push(

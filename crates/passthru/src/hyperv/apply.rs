@@ -11,7 +11,7 @@ use passthru_hyperv::plan::export::{BOM, powershell_script};
 use passthru_hyperv::plan::{HyperVStep, Proposal, Refusal};
 use passthru_hyperv::survey::WindowsSurvey;
 
-use super::{HyperVArgs, Purpose, connect, host_failure, refusal_failure};
+use super::{HyperVArgs, Purpose, connect, host_failure, paint, refusal_failure};
 use crate::cli::GlobalArgs;
 use crate::output::{self, Failure, style};
 
@@ -90,13 +90,7 @@ pub(crate) fn run(
         let text = format!("{BOM}{}", powershell_script(&plan));
         fs_err::write(path, text).map_err(|error| Failure::from_error(&error))?;
         if global.json {
-            output::print_json(&serde_json::json!({
-                "schema": "passthru.hyperv.plan/1",
-                "operation": plan.operation,
-                "notes": plan.notes,
-                "steps": plan.views(),
-                "exported_to": path,
-            }))?;
+            output::print_json(&plan_json(&plan, &after, Some(path)))?;
         } else {
             let _ = writeln!(
                 anstream::stdout().lock(),
@@ -109,13 +103,7 @@ pub(crate) fn run(
     }
     if dry_run || plan.steps.is_empty() {
         if global.json {
-            output::print_json(&serde_json::json!({
-                "schema": "passthru.hyperv.plan/1",
-                "operation": plan.operation,
-                "notes": plan.notes,
-                "steps": plan.views(),
-                "after": after,
-            }))?;
+            output::print_json(&plan_json(&plan, &after, None))?;
         } else {
             let mut out = anstream::stdout().lock();
             let _ = write!(out, "{}", plan.render());
@@ -126,6 +114,25 @@ pub(crate) fn run(
         return Ok(ExitCode::SUCCESS);
     }
     execute(&plan, &after, host, global)
+}
+
+/// A plan as `passthru.hyperv.plan/1` JSON.
+fn plan_json(
+    plan: &Plan<HyperVStep>,
+    after: &[String],
+    exported_to: Option<&std::path::Path>,
+) -> serde_json::Value {
+    let mut value = serde_json::json!({
+        "schema": "passthru.hyperv.plan/1",
+        "operation": plan.operation,
+        "notes": plan.notes,
+        "steps": plan.views(),
+        "after": after,
+    });
+    if let Some(path) = exported_to {
+        value["exported_to"] = serde_json::json!(path);
+    }
+    value
 }
 
 fn execute(
@@ -218,10 +225,6 @@ fn execute(
         }
         Err(other) => Err(Failure::from_error(&other)),
     }
-}
-
-fn paint(style: anstyle::Style, text: &str) -> String {
-    format!("{style}{text}{}", style.render_reset())
 }
 
 fn print_progress(progress: Progress<'_>, total: usize) {

@@ -92,6 +92,11 @@ pub(crate) fn host_failure(error: &HostError) -> Failure {
     }
 }
 
+/// `text` in `style` (plain when colour is off).
+pub(crate) fn paint(style: anstyle::Style, text: &str) -> String {
+    format!("{style}{text}{}", style.render_reset())
+}
+
 /// A failure from a planner's refusal.
 pub(crate) fn refusal_failure(refusal: &Refusal) -> Failure {
     let failure = Failure::new(refusal.message.clone());

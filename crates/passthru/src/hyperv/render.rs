@@ -9,6 +9,7 @@ use passthru_hyperv::survey::{
     WindowsSurvey,
 };
 
+use super::paint;
 use crate::output::style;
 
 fn mark(status: Status) -> (Style, &'static str) {
@@ -18,10 +19,6 @@ fn mark(status: Status) -> (Style, &'static str) {
         Status::Warn => (style::WARN, "warn"),
         Status::Bad => (style::BAD, "FAIL"),
     }
-}
-
-fn paint(style: Style, text: &str) -> String {
-    format!("{style}{text}{}", style.render_reset())
 }
 
 /// Writes the whole survey.
