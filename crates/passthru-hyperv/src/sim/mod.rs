@@ -188,6 +188,7 @@ impl Simulator {
 
 impl PowerShell for Simulator {
     fn run(&mut self, script: &Script) -> Result<Vec<u8>, PortError> {
+        let before = self.state.clone();
         let mut data = Vec::new();
         let mut failure = None;
         for request in &script.requests {
@@ -203,8 +204,12 @@ impl PowerShell for Simulator {
             Some(record) => Answer::failure(record, data),
             None => Answer::success(data),
         };
-        self.save()
-            .map_err(|error| PortError::Simulator(format!("could not save its state: {error}")))?;
+        // Reads leave the file alone; changes (and consumed faults) are written back.
+        if self.state != before {
+            self.save().map_err(|error| {
+                PortError::Simulator(format!("could not save its state: {error}"))
+            })?;
+        }
         Ok(format!("{}\n", answer.to_line()).into_bytes())
     }
 
