@@ -9,7 +9,7 @@
 //! parsing, error classification, planners, executor, CLI) runs unchanged against it.
 //!
 //! The CLI uses it when `PASSTHRU_HYPERV_SIMULATOR` names a state file: the state is loaded
-//! at start and written back after every script, so consecutive commands (`assign`, then
+//! at start and written back after every script that changes it, so consecutive commands (`assign`, then
 //! `undo`) see one consistent host — on any OS, which is how the Hyper-V commands are tested
 //! end to end and under wine.
 
@@ -87,7 +87,7 @@ impl Simulator {
         }
     }
 
-    /// Loads a state file; the state is written back to it after every script.
+    /// Loads a state file; the state is written back to it after every script that changes it.
     pub fn open(path: &Path) -> Result<Self, SimError> {
         let bytes = fs_err::read(path)?;
         let state: SimState =
