@@ -166,3 +166,61 @@ fn one_shot_starts_windows_powershell_exactly_so() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Another crate's request (driver provisioning will mount VHDs this way), taught to the
+/// simulator by an extension; unknown requests fail like an unknown command.
+#[test]
+fn other_crates_extend_the_port_and_the_simulator() {
+    use passthru_hyperv::error::ErrorRecord;
+    use passthru_hyperv::sim::{Extension, SimState, Simulator};
+
+    struct MountVhd {
+        mounted: Vec<String>,
+    }
+    impl Extension for MountVhd {
+        fn handles(&self, kind: &str) -> bool {
+            kind == "driver.mount-vhd"
+        }
+        fn execute(
+            &mut self,
+            _kind: &str,
+            payload: &serde_json::Value,
+            state: &mut SimState,
+        ) -> Result<Vec<serde_json::Value>, Box<ErrorRecord>> {
+            let path = payload["path"].as_str().unwrap_or_default().to_owned();
+            state.log.push(format!("Mount-VHD -Path '{path}'"));
+            self.mounted.push(path);
+            Ok(vec![serde_json::json!({"driveLetter": "F"})])
+        }
+    }
+
+    let state: SimState = serde_json::from_str(
+        &fs_err::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fixtures/hyperv/simulator/win11-laptop-gpu-pv.state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let simulator = Simulator::new(state).with_extension(Box::new(MountVhd {
+        mounted: Vec::new(),
+    }));
+    let mut host = HyperVHost::new(Box::new(simulator), None);
+    let script = Script::extension(
+        "driver.mount-vhd",
+        serde_json::json!({"path": r"C:\VMs\win11.vhdx"}),
+        r"Mount-VHD -Path 'C:\VMs\win11.vhdx' -PassThru | Get-Disk | Get-Partition | Get-Volume | ForEach-Object { [ordered]@{ driveLetter = [string]$_.DriveLetter } }",
+    );
+    let answer = host.run(&script).unwrap();
+    assert_eq!(answer.data, vec![serde_json::json!({"driveLetter": "F"})]);
+    let unknown = Script::extension("driver.unknown", serde_json::Value::Null, "Do-Nothing");
+    match host.run(&unknown) {
+        Err(HostError::HyperV(error)) => {
+            assert!(
+                matches!(error.kind, ErrorKind::CommandNotFound { .. }),
+                "{error:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
