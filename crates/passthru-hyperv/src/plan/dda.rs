@@ -179,6 +179,19 @@ pub fn plan_assign(survey: &WindowsSurvey, request: &AssignRequest) -> Result<Pr
                 unknown.join("; ")
             ));
         }
+        if device.class.as_deref() == Some("Display")
+            && device.state == DdaState::Host
+            && !survey.devices.iter().any(|other| {
+                other.instance_id != device.instance_id
+                    && other.class.as_deref() == Some("Display")
+                    && other.state == DdaState::Host
+            })
+        {
+            notes.push(format!(
+                "{} is the host's only enabled display adapter: the host's own screen goes dark until it comes back (manage the host remotely)",
+                device.name
+            ));
+        }
         if device.state == DdaState::Assigned
             && let Some(owner) = &device.vm
             && !sources

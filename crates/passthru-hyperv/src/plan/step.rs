@@ -13,6 +13,11 @@ use crate::model::{DeviceStatus, PolicyValue, StopAction};
 use crate::ops::Op;
 use crate::text::instance::same_gpu_path;
 
+/// How often a device's new state is looked for before verification gives up.
+const SETTLE_TRIES: u32 = 10;
+/// The pause between two looks.
+const SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
@@ -506,6 +511,28 @@ impl HyperVStep {
         host.perform(&op).map_err(|error| failed(&error))
     }
 
+    /// Checks a device's state, giving Plug and Play a moment to catch up: a dismounted or
+    /// mounted device takes time to show in its new state (ExHyperV retries 5 × 500 ms after a
+    /// dismount), so verification polls for up to [`SETTLE_TRIES`] × [`SETTLE_DELAY`].
+    fn settled(
+        &self,
+        host: &mut HyperVHost,
+        location_path: &str,
+        instance_id: Option<&str>,
+        ok: impl Fn(&DeviceStatus) -> bool,
+        message: impl FnOnce() -> String,
+    ) -> Result<(), StepError> {
+        for attempt in 1..=SETTLE_TRIES {
+            if ok(&self.device(host, location_path, instance_id)?) {
+                return Ok(());
+            }
+            if attempt < SETTLE_TRIES {
+                std::thread::sleep(SETTLE_DELAY);
+            }
+        }
+        Err(StepError::new(message()))
+    }
+
     fn device(
         &self,
         host: &mut HyperVHost,
@@ -649,75 +676,80 @@ impl Step for HyperVStep {
                 instance_id,
                 location_path,
                 name,
-            } => {
-                let status = self.device(host, location_path, Some(instance_id))?;
-                check(status.on_host_disabled(), || {
-                    format!("{name} is not disabled")
-                })
-            }
+            } => self.settled(
+                host,
+                location_path,
+                Some(instance_id),
+                DeviceStatus::on_host_disabled,
+                || format!("{name} is not disabled"),
+            ),
             Self::DismountDevice {
                 location_path,
                 name,
                 ..
-            } => {
-                let status = self.device(host, location_path, None)?;
-                check(status.dismounted(), || {
-                    format!("{name} does not show up as dismounted")
-                })
-            }
+            } => self.settled(host, location_path, None, DeviceStatus::dismounted, || {
+                format!("{name} does not show up as dismounted")
+            }),
             Self::AddAssignableDevice {
                 vm: name,
                 location_path,
                 name: device,
                 ..
-            } => {
-                let status = self.device(host, location_path, None)?;
-                check(
+            } => self.settled(
+                host,
+                location_path,
+                None,
+                |status| {
                     status
                         .assigned_to
                         .iter()
-                        .any(|owner| owner.eq_ignore_ascii_case(name)),
-                    || format!("{device} does not show up in '{name}'"),
-                )
-            }
+                        .any(|owner| owner.eq_ignore_ascii_case(name))
+                },
+                || format!("{device} does not show up in '{name}'"),
+            ),
             Self::RemoveAssignableDevice {
                 vm: name,
                 location_path,
                 name: device,
                 ..
-            } => {
-                let status = self.device(host, location_path, None)?;
-                check(
+            } => self.settled(
+                host,
+                location_path,
+                None,
+                |status| {
                     !status
                         .assigned_to
                         .iter()
-                        .any(|owner| owner.eq_ignore_ascii_case(name)),
-                    || format!("{device} is still in '{name}'"),
-                )
-            }
+                        .any(|owner| owner.eq_ignore_ascii_case(name))
+                },
+                || format!("{device} is still in '{name}'"),
+            ),
             Self::MountDevice {
                 location_path,
                 instance_id,
                 name,
-            } => {
-                let status = self.device(host, location_path, Some(instance_id))?;
-                check(
+            } => self.settled(
+                host,
+                location_path,
+                Some(instance_id),
+                |status| {
                     status.dismounted_instance_id.is_none()
                         && status.assigned_to.is_empty()
-                        && status.present == Some(true),
-                    || format!("{name} is not back on the host"),
-                )
-            }
+                        && status.present == Some(true)
+                },
+                || format!("{name} is not back on the host"),
+            ),
             Self::EnableDevice {
                 instance_id,
                 location_path,
                 name,
-            } => {
-                let status = self.device(host, location_path, Some(instance_id))?;
-                check(status.on_host_enabled(), || {
-                    format!("{name} is not enabled")
-                })
-            }
+            } => self.settled(
+                host,
+                location_path,
+                Some(instance_id),
+                DeviceStatus::on_host_enabled,
+                || format!("{name} is not enabled"),
+            ),
         }
     }
 

@@ -29,6 +29,14 @@ pub(crate) fn dispatch(
             .map_err(|error| Failure::from_error(&error))?,
     };
     let Some(operation) = chosen else {
+        if super::is_windows_target() {
+            let _ = writeln!(
+                anstream::stdout().lock(),
+                "Nothing to undo: the journal in {} has no applied or interrupted operation.",
+                journal.dir().display()
+            );
+            return Ok(Some(ExitCode::SUCCESS));
+        }
         return Ok(None);
     };
     if operation.kind != <HyperVStep as Step>::KIND {
