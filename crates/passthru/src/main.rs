@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod hyperv;
 mod output;
 
 use std::process::ExitCode;

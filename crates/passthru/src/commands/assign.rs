@@ -36,6 +36,9 @@ pub(crate) struct AssignArgs {
 
     #[command(flatten)]
     pub(crate) boot: super::persist::PersistArgs,
+
+    #[command(flatten)]
+    pub(crate) hyperv: crate::hyperv::HyperVArgs,
 }
 
 /// Arguments of `passthru release`.
@@ -59,10 +62,32 @@ pub(crate) struct ReleaseArgs {
 
     #[command(flatten)]
     pub(crate) boot: super::persist::PersistArgs,
+
+    #[command(flatten)]
+    pub(crate) hyperv: crate::hyperv::HyperVArgs,
 }
 
 pub(crate) fn run_assign(args: AssignArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
-    if args.persistent && args.vm.is_none() {
+    // Hyper-V (DDA) when a VM is named or the target is Windows.
+    if let Some(vm) = &args.vm {
+        return crate::hyperv::dda::assign(
+            &crate::hyperv::dda::Assign {
+                devices: &args.devices,
+                vm,
+                force: args.force,
+                dry_run: args.dry_run,
+                hyperv: &args.hyperv,
+            },
+            global,
+        );
+    }
+    if crate::hyperv::is_windows_target() {
+        return Err(
+            Failure::new("on Hyper-V, `assign` needs the VM that receives the devices")
+                .with_help("pass --vm NAME"),
+        );
+    }
+    if args.persistent {
         return super::persist::run(
             super::persist::Action::Assign,
             &args.devices,
@@ -75,7 +100,17 @@ pub(crate) fn run_assign(args: AssignArgs, global: &GlobalArgs) -> Result<ExitCo
 }
 
 pub(crate) fn run_release(args: ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
-    if args.persistent && args.vm.is_none() {
+    // Hyper-V (DDA) when a VM is named or the target is Windows.
+    if args.vm.is_some() || crate::hyperv::is_windows_target() {
+        return crate::hyperv::dda::release(
+            &args.devices,
+            args.vm.as_deref(),
+            args.dry_run,
+            &args.hyperv,
+            global,
+        );
+    }
+    if args.persistent {
         return super::persist::run(
             super::persist::Action::Release,
             &args.devices,

@@ -16,6 +16,10 @@ pub(crate) struct SnapshotArgs {
     pub(crate) file: PathBuf,
 }
 
-pub(crate) fn run(_args: SnapshotArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: SnapshotArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    // Windows targets (issue 6); the integrator merges this dispatch.
+    if let Some(code) = crate::hyperv::survey::snapshot_dispatch(&args.file, global)? {
+        return Ok(code);
+    }
     Err(super::not_yet("`snapshot`"))
 }

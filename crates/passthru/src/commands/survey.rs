@@ -29,6 +29,14 @@ pub(crate) struct SurveyArgs {
     pub(crate) devices: Vec<String>,
 }
 
-pub(crate) fn run(_args: SurveyArgs, _global: &GlobalArgs) -> Result<ExitCode, Failure> {
+pub(crate) fn run(args: SurveyArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
+    // Windows targets and Windows snapshots (issue 6); the integrator merges this dispatch.
+    let filter = crate::hyperv::survey::Filter {
+        classes: args.classes.clone(),
+        devices: args.devices.clone(),
+    };
+    if let Some(code) = crate::hyperv::survey::dispatch(args.from.as_deref(), &filter, global)? {
+        return Ok(code);
+    }
     Err(super::not_yet("`survey`"))
 }
