@@ -3,6 +3,7 @@
 pub mod address;
 pub mod class;
 pub mod config;
+pub mod ids;
 pub mod resource;
 
 pub use address::{AddressError, PciAddress};
