@@ -6,3 +6,11 @@
 //! `sys/linux`.
 //!
 //! [`HostFs`]: passthru_core::hostfs::HostFs
+
+pub mod checks;
+pub mod cmdline;
+pub mod fake_sysfs;
+pub mod inventory;
+mod serde_hex;
+pub mod snapshot;
+pub mod survey;

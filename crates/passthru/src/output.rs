@@ -32,6 +32,8 @@ pub(crate) mod style {
     pub(crate) const BAD: Style = AnsiColor::Red.on_default().bold();
     /// Secondary text.
     pub(crate) const DIM: Style = Style::new().dimmed();
+    /// GPUs and the functions that travel with them (HDMI audio, USB-C), so they stand out.
+    pub(crate) const GPU: Style = AnsiColor::Magenta.on_default().bold();
 }
 
 /// Prints `value` as pretty JSON followed by a newline.
