@@ -163,7 +163,8 @@ fn group_reasons(inventory: &Inventory, device: &PciDevice, reasons: &mut Vec<Fi
         return;
     };
     let mut companions = Vec::new();
-    let mut shares_with_others = false;
+    let mut blocking = Vec::new();
+    let mut idle = Vec::new();
     for member in &group.members {
         match member {
             GroupMember::Pci { address } if *address == device.address => {}
@@ -176,54 +177,54 @@ fn group_reasons(inventory: &Inventory, device: &PciDevice, reasons: &mut Vec<Fi
                 }
                 if address.same_slot(device.address) {
                     companions.push(other);
-                    continue;
-                }
-                shares_with_others = true;
-                if driver_keeps_group_viable(other.driver.as_deref()) {
-                    reasons.push(Finding::new(
-                        Severity::Warning,
-                        "group-shared-idle",
-                        format!(
-                            "shares IOMMU group {number} with {}: it goes to the same VM or stays unused",
-                            describe_other(inventory, *address)
-                        ),
-                    ));
+                } else if driver_keeps_group_viable(other.driver.as_deref()) {
+                    idle.push(describe_other(inventory, *address));
                 } else {
-                    reasons.push(
-                        Finding::new(
-                            Severity::Blocker,
-                            "group-shared",
-                            format!(
-                                "shares IOMMU group {number} with {}: the whole group goes to a VM together",
-                                describe_other(inventory, *address)
-                            ),
-                        )
-                        .with_fix(format!(
-                            "move the card to a slot with its own IOMMU group (usually one wired to the CPU), or assign {address} too; pcie_acs_override only hides the sharing"
-                        )),
-                    );
+                    blocking.push(describe_other(inventory, *address));
                 }
             }
             GroupMember::Other { name, driver, .. } => {
-                shares_with_others = true;
-                let (severity, code) = if driver_keeps_group_viable(driver.as_deref()) {
-                    (Severity::Warning, "group-shared-idle")
+                let bound = driver
+                    .as_deref()
+                    .map_or_else(|| "no driver".to_owned(), |driver| format!("bound to {driver}"));
+                let text = format!("the non-PCI device {name} ({bound})");
+                if driver_keeps_group_viable(driver.as_deref()) {
+                    idle.push(text);
                 } else {
-                    (Severity::Blocker, "group-shared")
-                };
-                let bound = driver.as_deref().map_or_else(
-                    || "no driver".to_owned(),
-                    |driver| format!("bound to {driver}"),
-                );
-                reasons.push(Finding::new(
-                    severity,
-                    code,
-                    format!("shares IOMMU group {number} with the non-PCI device {name} ({bound})"),
-                ));
+                    blocking.push(text);
+                }
             }
         }
     }
-    companion_reasons(inventory, device, &companions, reasons);
+    let shares_with_others = !blocking.is_empty() || !idle.is_empty();
+    if !blocking.is_empty() {
+        reasons.push(
+            Finding::new(
+                Severity::Blocker,
+                "group-shared",
+                format!(
+                    "shares IOMMU group {number} with {}: the whole group goes to a VM together",
+                    blocking.join(", ")
+                ),
+            )
+            .with_fix(if blocking.len() == 1 {
+                "move the card to a slot with its own IOMMU group (usually one wired to the CPU), or assign that device too; pcie_acs_override only hides the sharing"
+            } else {
+                "move the card to a slot with its own IOMMU group (usually one wired to the CPU), or assign those devices too; pcie_acs_override only hides the sharing"
+            }),
+        );
+    }
+    if !idle.is_empty() {
+        reasons.push(Finding::new(
+            Severity::Warning,
+            "group-shared-idle",
+            format!(
+                "shares IOMMU group {number} with {}: they go to the same VM or stay unused",
+                idle.join(", ")
+            ),
+        ));
+    }
+    companion_reasons(device, &companions, reasons);
     // Functions of the same card in other groups (ACS multifunction isolation) still belong
     // to the same VM, for a GPU's audio function at least.
     if device.is_gpu() {
@@ -249,43 +250,37 @@ fn group_reasons(inventory: &Inventory, device: &PciDevice, reasons: &mut Vec<Fi
     }
 }
 
-fn companion_reasons(
-    inventory: &Inventory,
-    device: &PciDevice,
-    companions: &[&PciDevice],
-    reasons: &mut Vec<Finding>,
-) {
+fn companion_reasons(device: &PciDevice, companions: &[&PciDevice], reasons: &mut Vec<Finding>) {
+    let bound = |other: &PciDevice| {
+        other
+            .driver
+            .as_deref()
+            .map_or_else(|| "no driver".to_owned(), |driver| format!("bound to {driver}"))
+    };
+    let mut others = Vec::new();
     for other in companions {
-        let bound = other.driver.as_deref().map_or_else(
-            || "no driver".to_owned(),
-            |driver| format!("bound to {driver}"),
-        );
-        let message = if device.is_gpu() && other.category() == DeviceCategory::Audio {
-            format!(
-                "its HDMI/DP audio function {} ({bound}) must go with it",
-                other.address
-            )
+        if device.is_gpu() && other.category() == DeviceCategory::Audio {
+            reasons.push(Finding::new(
+                Severity::Warning,
+                "companion-function",
+                format!("its HDMI/DP audio function {} ({}) must go with it", other.address, bound(other)),
+            ));
         } else if device.category() == DeviceCategory::Audio && other.is_gpu() {
-            format!(
-                "is the HDMI/DP audio function of GPU {} ({bound}): assign them together",
-                other.address
-            )
+            reasons.push(Finding::new(
+                Severity::Warning,
+                "companion-function",
+                format!("is the HDMI/DP audio function of GPU {} ({}): assign them together", other.address, bound(other)),
+            ));
         } else {
-            format!(
-                "function {} of the same card ({}, {bound}) must go with it",
-                other.address,
-                other
-                    .names
-                    .class
-                    .clone()
-                    .unwrap_or_else(|| other.category().name().to_owned())
-            )
-        };
-        let _ = inventory;
+            let what = other.names.class.clone().unwrap_or_else(|| other.category().name().to_owned());
+            others.push(format!("{} ({what}, {})", other.address, bound(other)));
+        }
+    }
+    if !others.is_empty() {
         reasons.push(Finding::new(
             Severity::Warning,
             "companion-function",
-            message,
+            format!("the other functions of the same device must go with it: {}", others.join(", ")),
         ));
     }
 }

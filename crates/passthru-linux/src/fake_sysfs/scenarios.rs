@@ -2,8 +2,10 @@
 //! in `fixtures/lspci-dumps/` (pciutils test data, GPL-2.0-or-later; see the README there).
 //! Each scenario says in its description what was changed from the capture.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use passthru_core::pci::PciAddress;
 
@@ -45,15 +47,19 @@ pub fn build(name: &str, dumps: &Dumps) -> io::Result<FakeHost> {
 }
 
 /// The folder of lspci dumps the scenarios take their config images from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Dumps {
     dir: PathBuf,
+    parsed: Mutex<HashMap<String, Vec<DumpedDevice>>>,
 }
 
 impl Dumps {
     /// Dumps in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            parsed: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `fixtures/lspci-dumps` of this repository.
@@ -62,9 +68,16 @@ impl Dumps {
     }
 
     fn read(&self, file: &str) -> io::Result<Vec<DumpedDevice>> {
+        if let Some(devices) = self.parsed.lock().ok().and_then(|parsed| parsed.get(file).cloned()) {
+            return Ok(devices);
+        }
         let text = fs_err::read_to_string(self.dir.join(file))?;
-        lspci_dump::parse(&text)
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{file}: {error}")))
+        let devices = lspci_dump::parse(&text)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{file}: {error}")))?;
+        if let Ok(mut parsed) = self.parsed.lock() {
+            parsed.insert(file.to_owned(), devices.clone());
+        }
+        Ok(devices)
     }
 
     /// The config image of the only device in `file`.

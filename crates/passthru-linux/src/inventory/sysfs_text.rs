@@ -10,6 +10,15 @@ use passthru_core::pci::PciAddress;
 /// real path that `fs-err` adds: warnings name host paths themselves, so the same problem
 /// reads the same from a live host, a `--root` tree or a replayed snapshot.
 pub(crate) fn io_reason(error: &io::Error) -> String {
+    // fs-err formats "failed to open file `PATH`: MESSAGE" and hides the original error.
+    if let Some(inner) = error.get_ref() {
+        let text = inner.to_string();
+        if text.starts_with("failed to ")
+            && let Some((_, message)) = text.rsplit_once("`: ")
+        {
+            return message.to_owned();
+        }
+    }
     let mut innermost: &(dyn std::error::Error + 'static) = error;
     while let Some(source) = innermost.source() {
         innermost = source;
@@ -101,6 +110,6 @@ mod tests {
     fn quotes_are_short_and_escaped() {
         assert_eq!(quote("0xzz\n"), "0xzz");
         assert_eq!(quote(&"a".repeat(50)).chars().count(), 41);
-        assert_eq!(quote("a\u{0}b"), "a\\u{0}b");
+        assert_eq!(quote("a\u{0}b"), "a\\0b");
     }
 }

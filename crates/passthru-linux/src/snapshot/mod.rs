@@ -26,3 +26,6 @@ pub fn capture<F: HostFs>(host: F) -> Snapshot {
     let _ = read_inventory(&recorder);
     recorder.snapshot()
 }
+
+#[cfg(test)]
+mod tests;

@@ -74,10 +74,20 @@ pub(crate) fn read_source(
     Ok((inventory, source, Some(root)))
 }
 
+/// Where to look for `pci.ids`: `PASSTHRU_PCI_IDS` (a file, or `bundled` for the copy built
+/// into passthru), else under the root, else this machine's hwdata.
+fn names_candidates(root: Option<&Path>) -> Vec<PathBuf> {
+    match std::env::var_os("PASSTHRU_PCI_IDS") {
+        Some(value) if value == "bundled" => Vec::new(),
+        Some(value) => vec![PathBuf::from(value)],
+        None => ids::candidate_paths(root),
+    }
+}
+
 pub(crate) fn run(args: SurveyArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
     let (mut inventory, source, root) = read_source(args.from.as_deref(), global.root.as_deref())?;
     let (names, names_source) = ids::load(
-        &ids::candidate_paths(root.as_deref()),
+        &names_candidates(root.as_deref()),
         &survey::names_query(&inventory),
     );
     survey::apply_names(&mut inventory, &names);
