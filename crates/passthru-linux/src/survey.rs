@@ -46,6 +46,8 @@ pub enum SurveySource {
 pub struct HostReport {
     /// Whether an IOMMU translates DMA (IOMMU groups exist).
     pub iommu_active: bool,
+    /// IOMMU groups on the host (before filtering).
+    pub iommu_group_count: usize,
     /// The facts read.
     #[serde(flatten)]
     pub info: HostInfo,
@@ -242,6 +244,7 @@ pub fn build(
         total_devices: inventory.devices.len(),
         host: HostReport {
             iommu_active: iommu_active(inventory),
+            iommu_group_count: inventory.groups.len(),
             info: inventory.host.clone(),
             findings: host_findings(inventory),
         },

@@ -201,7 +201,9 @@ impl DeviceReader<'_> {
     fn hex_attribute(&mut self, name: &str, max_digits: usize) -> Option<u32> {
         let text = self.text(name)?;
         let value = parse_hex_u32(&text, max_digits);
-        if value.is_none() {
+        if value.is_none() && text.is_empty() {
+            self.warn(format!("{name}: empty"));
+        } else if value.is_none() {
             self.warn(format!("{name}: `{}` is not a hex number", quote(&text)));
         }
         value

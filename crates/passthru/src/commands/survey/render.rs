@@ -111,7 +111,7 @@ fn host(out: &mut String, survey: &Survey) {
             style::GOOD,
             &format!(
                 "active ({} groups)",
-                survey.groups.len().max(host_group_count(survey))
+                host.iommu_group_count
             ),
         )
     } else {
@@ -202,10 +202,6 @@ fn host(out: &mut String, survey: &Survey) {
         finding(out, "  ", item);
     }
     let _ = writeln!(out);
-}
-
-fn host_group_count(survey: &Survey) -> usize {
-    survey.groups.len()
 }
 
 /// The GPU a function belongs to, when it is a non-GPU function in a GPU's slot.
@@ -385,7 +381,7 @@ fn devices(out: &mut String, survey: &Survey) {
             .iter()
             .filter(|member| member.role != MemberRole::NonPci)
             .count();
-        if shown < pci_members {
+        if !survey.filter.is_empty() && shown < pci_members {
             let _ = writeln!(
                 out,
                 "  {}",
