@@ -204,28 +204,29 @@ pub fn apply_names(inventory: &mut Inventory, names: &PciNames) {
 
 /// Judges an inventory (with names already applied) and applies `filter`.
 pub fn build(
-    inventory: &Inventory,
+    inventory: Inventory,
     source: SurveySource,
     names_source: NamesSource,
     filter: &SurveyFilter,
 ) -> Result<Survey, FilterError> {
-    let shown = shown_devices(inventory, filter)?;
-    let devices: Vec<DeviceReport> = inventory
+    let shown = shown_devices(&inventory, filter)?;
+    let verdicts: Vec<Option<Verdict>> = inventory
         .devices
         .iter()
-        .filter(|device| shown.contains(&device.address))
-        .map(|device| DeviceReport {
-            device: device.clone(),
-            category: device.category(),
-            verdict: device_verdict(inventory, device),
+        .map(|device| {
+            shown
+                .contains(&device.address)
+                .then(|| device_verdict(&inventory, device))
         })
         .collect();
     let shown_groups: BTreeSet<u32> = if filter.is_empty() {
         inventory.groups.iter().map(|group| group.number).collect()
     } else {
-        devices
+        inventory
+            .devices
             .iter()
-            .filter_map(|report| report.device.iommu_group)
+            .filter(|device| shown.contains(&device.address))
+            .filter_map(|device| device.iommu_group)
             .chain(filter.groups.iter().copied())
             .collect()
     };
@@ -233,7 +234,27 @@ pub fn build(
         .groups
         .iter()
         .filter(|group| shown_groups.contains(&group.number))
-        .map(|group| group_report(inventory, group))
+        .map(|group| group_report(&inventory, group))
+        .collect();
+    let host = HostReport {
+        iommu_active: iommu_active(&inventory),
+        iommu_group_count: inventory.groups.len(),
+        findings: host_findings(&inventory),
+        info: inventory.host,
+    };
+    let total_devices = inventory.devices.len();
+    // The devices move into the reports: a big host has thousands, too many to copy.
+    let devices = inventory
+        .devices
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(device, verdict)| {
+            Some(DeviceReport {
+                category: device.category(),
+                verdict: verdict?,
+                device,
+            })
+        })
         .collect();
     Ok(Survey {
         schema: SCHEMA.to_owned(),
@@ -241,16 +262,11 @@ pub fn build(
         source,
         names_source,
         filter: filter.clone(),
-        total_devices: inventory.devices.len(),
-        host: HostReport {
-            iommu_active: iommu_active(inventory),
-            iommu_group_count: inventory.groups.len(),
-            info: inventory.host.clone(),
-            findings: host_findings(inventory),
-        },
+        total_devices,
+        host,
         groups,
         devices,
-        warnings: inventory.warnings.clone(),
+        warnings: inventory.warnings,
     })
 }
 

@@ -24,10 +24,11 @@ fn committed_scenario_snapshots_match_the_builders() {
             built.save(&file).unwrap();
             continue;
         }
-        let committed = Snapshot::load(&file).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
-        assert_eq!(
-            (committed.description, committed.entries),
-            (built.description, built.entries),
+        let committed =
+            Snapshot::load(&file).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+        // Compared without printing both sides: they are thousands of entries.
+        assert!(
+            committed.description == built.description && committed.entries == built.entries,
             "{} is stale: run PASSTHRU_UPDATE_FIXTURES=1 cargo test -p passthru-linux --test fixtures",
             file.display()
         );
@@ -40,5 +41,10 @@ fn the_capture_of_this_machine_replays() {
     let inventory = read_inventory(&SnapshotFs::new(&snapshot));
     assert!(!inventory.devices.is_empty());
     assert!(inventory.warnings.is_empty(), "{:?}", inventory.warnings);
-    assert!(inventory.devices.iter().all(|device| device.warnings.is_empty()));
+    assert!(
+        inventory
+            .devices
+            .iter()
+            .all(|device| device.warnings.is_empty())
+    );
 }

@@ -32,7 +32,11 @@ fn address(text: &str) -> PciAddress {
 
 fn codes(inventory: &Inventory, device: &str) -> Vec<String> {
     let device = inventory.device(address(device)).expect("device exists");
-    device_verdict(inventory, device).reasons.into_iter().map(|reason| reason.code).collect()
+    device_verdict(inventory, device)
+        .reasons
+        .into_iter()
+        .map(|reason| reason.code)
+        .collect()
 }
 
 #[test]
@@ -61,7 +65,11 @@ fn a_captured_snapshot_replays_exactly_after_a_trip_through_the_file_format() {
 fn desktop_gpu_sharing_a_group_with_chipset_nics_is_blocked_with_reasons() {
     let inventory = via_tree(&scenario("desktop-gpu-shared-group"));
     let numbers: Vec<u32> = inventory.groups.iter().map(|group| group.number).collect();
-    assert_eq!(numbers, [0, 1, 2, 4, 5, 7, 9, 12], "group numbers keep their gaps");
+    assert_eq!(
+        numbers,
+        [0, 1, 2, 4, 5, 7, 9, 12],
+        "group numbers keep their gaps"
+    );
 
     let gpu = inventory.device(address("0000:06:00.0")).unwrap();
     assert!(gpu.is_gpu());
@@ -78,7 +86,8 @@ fn desktop_gpu_sharing_a_group_with_chipset_nics_is_blocked_with_reasons() {
         .collect();
     assert_eq!(shared.len(), 1, "{shared:?}");
     assert!(
-        shared[0].contains("0000:07:00.0 (net, bound to r8169)") && shared[0].contains("0000:08:00.0"),
+        shared[0].contains("0000:07:00.0 (net, bound to r8169)")
+            && shared[0].contains("0000:08:00.0"),
         "{shared:?}"
     );
     let gpu_codes = codes(&inventory, "0000:06:00.0");
@@ -95,13 +104,27 @@ fn desktop_gpu_sharing_a_group_with_chipset_nics_is_blocked_with_reasons() {
     let group9 = inventory.group(9).unwrap();
     let viability = group_viability(&inventory, group9);
     assert!(!viability.viable);
-    let blockers: Vec<&str> = viability.blockers().map(|member| member.name.as_str()).collect();
-    assert_eq!(blockers, ["0000:06:00.0", "0000:06:00.1", "0000:07:00.0", "0000:08:00.0"]);
+    let blockers: Vec<&str> = viability
+        .blockers()
+        .map(|member| member.name.as_str())
+        .collect();
+    assert_eq!(
+        blockers,
+        [
+            "0000:06:00.0",
+            "0000:06:00.1",
+            "0000:07:00.0",
+            "0000:08:00.0"
+        ]
+    );
 
     // The isolated GPU on vfio-pci: its group is viable and it is ready.
     let nano = inventory.device(address("0000:01:00.0")).unwrap();
     assert!(group_viability(&inventory, inventory.group(1).unwrap()).viable);
-    assert_eq!(device_verdict(&inventory, nano).status, VerdictStatus::Assignable);
+    assert_eq!(
+        device_verdict(&inventory, nano).status,
+        VerdictStatus::Assignable
+    );
     assert_eq!(nano.reset.methods.as_deref(), Some(&["bus".to_owned()][..]));
 
     // The non-PCI member of group 12 is there, with its driver, and blocks the group.
@@ -114,7 +137,13 @@ fn desktop_gpu_sharing_a_group_with_chipset_nics_is_blocked_with_reasons() {
 
     let host = host_findings(&inventory);
     assert_eq!(host[0].code, "iommu-active");
-    assert!(inventory.host.modules.iter().all(|module| module.state == ModuleState::Loaded));
+    assert!(
+        inventory
+            .host
+            .modules
+            .iter()
+            .all(|module| module.state == ModuleState::Loaded)
+    );
 }
 
 #[test]
@@ -136,7 +165,10 @@ fn sriov_pf_lists_its_vfs_and_vfs_decode_with_their_real_ids() {
         CapabilityReadout::Decoded(capabilities) => assert_eq!(capabilities.header.vendor, 0x8086),
         other => panic!("VF config should decode, got {other:?}"),
     }
-    assert_eq!(device_verdict(&inventory, vf).status, VerdictStatus::Assignable);
+    assert_eq!(
+        device_verdict(&inventory, vf).status,
+        VerdictStatus::Assignable
+    );
     let unbound = inventory.device(address("0000:02:10.6")).unwrap();
     assert_eq!(unbound.driver, None);
 }
@@ -144,7 +176,9 @@ fn sriov_pf_lists_its_vfs_and_vfs_decode_with_their_real_ids() {
 #[test]
 fn vmd_domain_devices_are_read_and_explained() {
     let inventory = via_tree(&scenario("vmd-nvme"));
-    let nvme = inventory.device(address("10000:e1:00.0")).expect("five-digit domain is read");
+    let nvme = inventory
+        .device(address("10000:e1:00.0"))
+        .expect("five-digit domain is read");
     assert_eq!(nvme.parent, Some(address("10000:e0:1d.0")));
     assert!(nvme.upstream.contains(&address("0000:00:0e.0")));
     let verdict = device_verdict(&inventory, nvme);
@@ -152,43 +186,122 @@ fn vmd_domain_devices_are_read_and_explained() {
     assert_eq!(verdict.reasons[0].code, "vmd-domain");
     assert!(verdict.reasons[0].message.contains("0000:00:0e.0"));
     let outside = inventory.device(address("0000:02:00.0")).unwrap();
-    assert_eq!(device_verdict(&inventory, outside).status, VerdictStatus::Assignable);
+    assert_eq!(
+        device_verdict(&inventory, outside).status,
+        VerdictStatus::Assignable
+    );
 }
 
 #[test]
 fn malformed_sysfs_gives_warnings_and_the_rest_of_the_report() {
-    for inventory in [via_snapshot(&scenario("malformed")), via_tree(&scenario("malformed"))] {
+    for inventory in [
+        via_snapshot(&scenario("malformed")),
+        via_tree(&scenario("malformed")),
+    ] {
         assert_eq!(inventory.devices.len(), 5);
         let gpu = inventory.device(address("0000:00:02.0")).unwrap();
-        assert_eq!(gpu.class.map(|class| class.0), Some(0x030000), "class taken from config space");
-        assert!(gpu.warnings.iter().any(|warning| warning.starts_with("class: `0xzzzz`")));
+        assert_eq!(
+            gpu.class.map(|class| class.0),
+            Some(0x030000),
+            "class taken from config space"
+        );
+        assert!(
+            gpu.warnings
+                .iter()
+                .any(|warning| warning.starts_with("class: `0xzzzz`"))
+        );
 
         let nic = inventory.device(address("0000:00:03.0")).unwrap();
         assert_eq!(nic.resources, None);
-        assert!(nic.warnings.iter().any(|warning| warning.contains("line 2 of `resource`")), "{:?}", nic.warnings);
+        assert!(
+            nic.warnings
+                .iter()
+                .any(|warning| warning.contains("line 2 of `resource`")),
+            "{:?}",
+            nic.warnings
+        );
 
         let nvme = inventory.device(address("0000:00:04.0")).unwrap();
         assert!(matches!(nvme.config, CapabilityReadout::Unavailable { .. }));
         assert_eq!(nvme.driver.as_deref(), Some("ghost_nvme"));
-        assert!(nvme.warnings.iter().any(|warning| warning.contains("dangling")));
+        assert!(
+            nvme.warnings
+                .iter()
+                .any(|warning| warning.contains("dangling"))
+        );
         // Readable enough to judge: nothing blocks, but the unknowns are cautions.
-        assert_eq!(device_verdict(&inventory, nvme).status, VerdictStatus::Caution);
+        assert_eq!(
+            device_verdict(&inventory, nvme).status,
+            VerdictStatus::Caution
+        );
 
+        assert_eq!(
+            nvme.vendor, None,
+            "empty vendor file and no config: unknown"
+        );
+        assert_eq!(nvme.device, Some(0xa826));
+        assert!(
+            nvme.warnings.contains(&"vendor: empty".to_owned()),
+            "{:?}",
+            nvme.warnings
+        );
         let sas = inventory.device(address("0000:00:05.0")).unwrap();
-        assert_eq!(sas.vendor, Some(0x1000), "vendor taken from config space");
-        assert!(sas.warnings.iter().any(|warning| warning.contains("group 99")));
+        assert_eq!(sas.vendor, Some(0x1000));
+        assert!(
+            sas.warnings
+                .iter()
+                .any(|warning| warning.contains("group 99"))
+        );
 
-        assert!(inventory.warnings.iter().any(|warning| warning.contains("not-a-device")));
-        assert!(inventory.warnings.iter().any(|warning| warning.contains("bogus")));
+        assert!(
+            inventory
+                .warnings
+                .iter()
+                .any(|warning| warning.contains("not-a-device"))
+        );
+        assert!(
+            inventory
+                .warnings
+                .iter()
+                .any(|warning| warning.contains("bogus"))
+        );
         let group2 = inventory.group(2).unwrap();
-        assert!(group2.warnings.iter().any(|warning| warning.contains("0000:00:09.0")));
+        assert!(
+            group2
+                .warnings
+                .iter()
+                .any(|warning| warning.contains("0000:00:09.0"))
+        );
         let group3 = inventory.group(3).unwrap();
-        assert!(group3.warnings.iter().any(|warning| warning.contains("MSFT0101:00")));
-        assert!(inventory.group(1).unwrap().warnings.iter().any(|warning| warning.contains("reserved_regions line 2")));
+        assert!(
+            group3
+                .warnings
+                .iter()
+                .any(|warning| warning.contains("MSFT0101:00"))
+        );
+        assert!(
+            inventory
+                .group(1)
+                .unwrap()
+                .warnings
+                .iter()
+                .any(|warning| warning.contains("reserved_regions line 2"))
+        );
 
-        let codes: Vec<String> = host_findings(&inventory).into_iter().map(|finding| finding.code).collect();
-        for expected in ["module-missing", "amd-iommu-on-useless", "acs-override", "iommu-pt"] {
-            assert!(codes.contains(&expected.to_owned()), "{expected} in {codes:?}");
+        let codes: Vec<String> = host_findings(&inventory)
+            .into_iter()
+            .map(|finding| finding.code)
+            .collect();
+        for expected in [
+            "module-missing",
+            "amd-iommu-on-useless",
+            "acs-override",
+            "iommu-pt",
+        ] {
+            assert!(
+                codes.contains(&expected.to_owned()),
+                "{expected} in {codes:?}"
+            );
         }
     }
 }
@@ -198,7 +311,8 @@ fn unreadable_config_replays_with_the_recorded_error_text() {
     let inventory = via_snapshot(&scenario("malformed"));
     let nvme = inventory.device(address("0000:00:04.0")).unwrap();
     assert!(
-        nvme.warnings.contains(&"config: could not be read: Permission denied (os error 13)".to_owned()),
+        nvme.warnings
+            .contains(&"config: could not be read: Permission denied (os error 13)".to_owned()),
         "{:?}",
         nvme.warnings
     );
@@ -215,7 +329,10 @@ fn config_limited_to_64_bytes_says_capabilities_need_root() {
         .find(|entry| entry.path() == pf_config)
         .cloned()
         .unwrap();
-    let snapshot::Entry::File { base64: Some(_), .. } = &full else {
+    let snapshot::Entry::File {
+        base64: Some(_), ..
+    } = &full
+    else {
         panic!("config is binary");
     };
     let bytes = {
@@ -238,5 +355,9 @@ fn config_limited_to_64_bytes_says_capabilities_need_root() {
         CapabilityReadout::NeedsRoot { bytes_read: 64, .. }
     ));
     assert!(inventory.capabilities_need_root());
-    assert!(host_findings(&inventory).iter().any(|finding| finding.code == "capabilities-need-root"));
+    assert!(
+        host_findings(&inventory)
+            .iter()
+            .any(|finding| finding.code == "capabilities-need-root")
+    );
 }

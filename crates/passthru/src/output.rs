@@ -36,12 +36,19 @@ pub(crate) mod style {
     pub(crate) const GPU: Style = AnsiColor::Magenta.on_default().bold();
 }
 
-/// Prints `value` as pretty JSON followed by a newline.
+/// Prints `value` as pretty JSON followed by a newline, in one write (a survey of a big host
+/// is megabytes: token-by-token writes to an unbuffered stdout cost more than reading sysfs).
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let mut stdout = anstream::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, value)
+    let mut bytes = Vec::with_capacity(1 << 20);
+    serde_json::to_writer_pretty(&mut bytes, value)
         .map_err(|error| Failure::new(format!("could not write JSON: {error}")))?;
-    writeln!(stdout).map_err(|error| Failure::new(format!("could not write output: {error}")))?;
+    bytes.push(b'\n');
+    // JSON carries no colour, so it skips anstream's escape-stripping pass.
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|error| Failure::new(format!("could not write output: {error}")))?;
     Ok(())
 }
 

@@ -43,7 +43,13 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn human_output_of_every_fixture() {
-    for name in ["this-host", "desktop-gpu-shared-group", "sriov-nic", "vmd-nvme", "malformed"] {
+    for name in [
+        "this-host",
+        "desktop-gpu-shared-group",
+        "sriov-nic",
+        "vmd-nvme",
+        "malformed",
+    ] {
         let output = stdout_of(&["survey", "--from", &fixture(name)]);
         insta::assert_snapshot!(format!("human_{name}"), output);
     }
@@ -63,13 +69,32 @@ fn json_output_of_this_host_and_the_desktop() {
 #[test]
 fn filters_by_class_group_and_selector() {
     let desktop = fixture("desktop-gpu-shared-group");
-    insta::assert_snapshot!("filter_class_gpu", stdout_of(&["survey", "--from", &desktop, "--class", "gpu"]));
-    insta::assert_snapshot!("filter_group_9", stdout_of(&["survey", "--from", &desktop, "--group", "9"]));
+    insta::assert_snapshot!(
+        "filter_class_gpu",
+        stdout_of(&["survey", "--from", &desktop, "--class", "gpu"])
+    );
+    insta::assert_snapshot!(
+        "filter_group_9",
+        stdout_of(&["survey", "--from", &desktop, "--group", "9"])
+    );
     insta::assert_snapshot!(
         "filter_selectors",
-        stdout_of(&["survey", "--from", &desktop, "geforce", "06:00.1", "1002:7300"])
+        stdout_of(&[
+            "survey",
+            "--from",
+            &desktop,
+            "geforce",
+            "06:00.1",
+            "1002:7300"
+        ])
     );
-    let vmd = stdout_of(&["survey", "--json", "--from", &fixture("vmd-nvme"), "10000:e1:00.0"]);
+    let vmd = stdout_of(&[
+        "survey",
+        "--json",
+        "--from",
+        &fixture("vmd-nvme"),
+        "10000:e1:00.0",
+    ]);
     let json: serde_json::Value = serde_json::from_str(&vmd).unwrap();
     assert_eq!(json["devices"].as_array().unwrap().len(), 1);
     assert_eq!(json["devices"][0]["address"], "10000:e1:00.0");
@@ -79,10 +104,22 @@ fn filters_by_class_group_and_selector() {
 #[test]
 fn filter_errors_are_explained() {
     let desktop = fixture("desktop-gpu-shared-group");
-    insta::assert_snapshot!("error_ambiguous", stderr_of_failure(&["survey", "--from", &desktop, "rtl8111"]));
-    insta::assert_snapshot!("error_no_match", stderr_of_failure(&["survey", "--from", &desktop, "8086:ffff"]));
-    insta::assert_snapshot!("error_unknown_group", stderr_of_failure(&["survey", "--from", &desktop, "--group", "3"]));
-    insta::assert_snapshot!("error_unknown_class", stderr_of_failure(&["survey", "--from", &desktop, "--class", "printer"]));
+    insta::assert_snapshot!(
+        "error_ambiguous",
+        stderr_of_failure(&["survey", "--from", &desktop, "rtl8111"])
+    );
+    insta::assert_snapshot!(
+        "error_no_match",
+        stderr_of_failure(&["survey", "--from", &desktop, "8086:ffff"])
+    );
+    insta::assert_snapshot!(
+        "error_unknown_group",
+        stderr_of_failure(&["survey", "--from", &desktop, "--group", "3"])
+    );
+    insta::assert_snapshot!(
+        "error_unknown_class",
+        stderr_of_failure(&["survey", "--from", &desktop, "--class", "printer"])
+    );
 }
 
 #[test]
@@ -117,23 +154,36 @@ fn root_tree_snapshot_and_replay_agree() {
         .assert()
         .success();
     let replayed = stdout_of(&["survey", "--json", "--from", file.to_str().unwrap()]);
-    let (live, replayed): (serde_json::Value, serde_json::Value) =
-        (serde_json::from_str(&live).unwrap(), serde_json::from_str(&replayed).unwrap());
+    let (live, replayed): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&live).unwrap(),
+        serde_json::from_str(&replayed).unwrap(),
+    );
     for field in ["host", "groups", "devices", "warnings"] {
         assert_eq!(live[field], replayed[field], "{field}");
     }
     // The human form of a --root tree matches the committed fixture below its heading.
     let human = stdout_of(&["--root", root_text, "survey"]);
     let fixture = stdout_of(&["survey", "--from", &fixture("desktop-gpu-shared-group")]);
-    let body = |text: &str| text.split_once("\nHost\n").map(|(_, body)| body.to_owned()).unwrap();
+    let body = |text: &str| {
+        text.split_once("\nHost\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap()
+    };
     assert_eq!(body(&human), body(&fixture));
 }
 
 #[test]
 fn survey_of_this_machine_runs() {
     // Reading the real host is safe (read-only); whatever it finds, survey must succeed.
-    let output = passthru().args(["--root", "/", "survey", "--json"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = passthru()
+        .args(["--root", "/", "survey", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["schema_version"], 1);
 }

@@ -184,9 +184,10 @@ fn group_reasons(inventory: &Inventory, device: &PciDevice, reasons: &mut Vec<Fi
                 }
             }
             GroupMember::Other { name, driver, .. } => {
-                let bound = driver
-                    .as_deref()
-                    .map_or_else(|| "no driver".to_owned(), |driver| format!("bound to {driver}"));
+                let bound = driver.as_deref().map_or_else(
+                    || "no driver".to_owned(),
+                    |driver| format!("bound to {driver}"),
+                );
                 let text = format!("the non-PCI device {name} ({bound})");
                 if driver_keeps_group_viable(driver.as_deref()) {
                     idle.push(text);
@@ -252,10 +253,10 @@ fn group_reasons(inventory: &Inventory, device: &PciDevice, reasons: &mut Vec<Fi
 
 fn companion_reasons(device: &PciDevice, companions: &[&PciDevice], reasons: &mut Vec<Finding>) {
     let bound = |other: &PciDevice| {
-        other
-            .driver
-            .as_deref()
-            .map_or_else(|| "no driver".to_owned(), |driver| format!("bound to {driver}"))
+        other.driver.as_deref().map_or_else(
+            || "no driver".to_owned(),
+            |driver| format!("bound to {driver}"),
+        )
     };
     let mut others = Vec::new();
     for other in companions {
@@ -263,16 +264,28 @@ fn companion_reasons(device: &PciDevice, companions: &[&PciDevice], reasons: &mu
             reasons.push(Finding::new(
                 Severity::Warning,
                 "companion-function",
-                format!("its HDMI/DP audio function {} ({}) must go with it", other.address, bound(other)),
+                format!(
+                    "its HDMI/DP audio function {} ({}) must go with it",
+                    other.address,
+                    bound(other)
+                ),
             ));
         } else if device.category() == DeviceCategory::Audio && other.is_gpu() {
             reasons.push(Finding::new(
                 Severity::Warning,
                 "companion-function",
-                format!("is the HDMI/DP audio function of GPU {} ({}): assign them together", other.address, bound(other)),
+                format!(
+                    "is the HDMI/DP audio function of GPU {} ({}): assign them together",
+                    other.address,
+                    bound(other)
+                ),
             ));
         } else {
-            let what = other.names.class.clone().unwrap_or_else(|| other.category().name().to_owned());
+            let what = other
+                .names
+                .class
+                .clone()
+                .unwrap_or_else(|| other.category().name().to_owned());
             others.push(format!("{} ({what}, {})", other.address, bound(other)));
         }
     }
@@ -280,7 +293,10 @@ fn companion_reasons(device: &PciDevice, companions: &[&PciDevice], reasons: &mu
         reasons.push(Finding::new(
             Severity::Warning,
             "companion-function",
-            format!("the other functions of the same device must go with it: {}", others.join(", ")),
+            format!(
+                "the other functions of the same device must go with it: {}",
+                others.join(", ")
+            ),
         ));
     }
 }

@@ -68,12 +68,18 @@ impl Dumps {
     }
 
     fn read(&self, file: &str) -> io::Result<Vec<DumpedDevice>> {
-        if let Some(devices) = self.parsed.lock().ok().and_then(|parsed| parsed.get(file).cloned()) {
+        if let Some(devices) = self
+            .parsed
+            .lock()
+            .ok()
+            .and_then(|parsed| parsed.get(file).cloned())
+        {
             return Ok(devices);
         }
         let text = fs_err::read_to_string(self.dir.join(file))?;
-        let devices = lspci_dump::parse(&text)
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, format!("{file}: {error}")))?;
+        let devices = lspci_dump::parse(&text).map_err(|error| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{file}: {error}"))
+        })?;
         if let Ok(mut parsed) = self.parsed.lock() {
             parsed.insert(file.to_owned(), devices.clone());
         }
@@ -482,7 +488,7 @@ pub fn vmd_nvme(dumps: &Dumps) -> io::Result<FakeHost> {
 pub fn malformed(dumps: &Dumps) -> io::Result<FakeHost> {
     let mut host = FakeHost::new();
     host.describe(
-        "hand-built: damaged sysfs for robustness tests: garbage class, truncated resource, unreadable config, dangling driver and iommu_group links, an empty vendor file, non-address entries, a group member that does not exist, a dangling non-PCI member, a malformed reserved_regions line; AMD host with amd_iommu=on and pcie_acs_override; configs from pciutils tests/tree-asus-p6t6",
+        "hand-built: damaged sysfs for robustness tests: garbage class, truncated resource, unreadable config, dangling driver and iommu_group links, an empty vendor file (on the device whose config is unreadable), non-address entries, a group member that does not exist, a dangling non-PCI member, a malformed reserved_regions line; AMD host with amd_iommu=on and pcie_acs_override; configs from pciutils tests/tree-asus-p6t6",
     );
     let mut info = intel_host(
         "amd_iommu=on iommu=pt pcie_acs_override=downstream,multifunction",
@@ -546,6 +552,8 @@ pub fn malformed(dumps: &Dumps) -> io::Result<FakeHost> {
         nvme.dir().join("driver"),
         "../../../bus/pci/drivers/ghost_nvme",
     );
+    // With config unreadable the ids come from sysfs alone, and this vendor file is empty.
+    host.file(nvme.dir().join("vendor"), "");
     host.link(
         "/sys/kernel/iommu_groups/3/devices/MSFT0101:00",
         "../../../../devices/platform/MSFT0101:00",
@@ -555,7 +563,6 @@ pub fn malformed(dumps: &Dumps) -> io::Result<FakeHost> {
         .driver("mpt3sas")
         .bars(&[(0, 256), (1, 16 * KIB), (3, 256 * KIB)], None);
     host.device(&sas);
-    host.file(sas.dir().join("vendor"), "");
     host.link(
         sas.dir().join("iommu_group"),
         "../../../kernel/iommu_groups/99",

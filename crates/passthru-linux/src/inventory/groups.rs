@@ -14,10 +14,10 @@ use super::sysfs_text::{file_name, io_reason, quote, read_optional_text};
 /// Where the kernel lists IOMMU groups.
 pub(crate) const IOMMU_GROUPS: &str = "/sys/kernel/iommu_groups";
 
-/// Reads every group. Host-level problems go to `warnings`.
-pub(crate) fn read_groups(fs: &dyn HostFs, warnings: &mut Vec<String>) -> Vec<IommuGroup> {
-    let root = Path::new(IOMMU_GROUPS);
-    let entries = match fs.read_dir(root) {
+/// Lists the group directories: `(number, directory name)`, skipping (with a warning) names
+/// that are not numbers.
+pub(crate) fn list_groups(fs: &dyn HostFs, warnings: &mut Vec<String>) -> Vec<(u32, String)> {
+    let entries = match fs.read_dir(Path::new(IOMMU_GROUPS)) {
         Ok(entries) => entries,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(error) => {
@@ -30,20 +30,20 @@ pub(crate) fn read_groups(fs: &dyn HostFs, warnings: &mut Vec<String>) -> Vec<Io
     };
     let mut groups = Vec::new();
     for entry in entries {
-        let Ok(number) = entry.name.parse::<u32>() else {
-            warnings.push(format!(
+        match entry.name.parse::<u32>() {
+            Ok(number) => groups.push((number, entry.name)),
+            Err(_) => warnings.push(format!(
                 "{IOMMU_GROUPS}/{}: not a group number; ignored",
                 quote(&entry.name)
-            ));
-            continue;
-        };
-        groups.push(read_group(fs, &root.join(&entry.name), number));
+            )),
+        }
     }
-    groups.sort_by_key(|group| group.number);
     groups
 }
 
-fn read_group(fs: &dyn HostFs, dir: &Path, number: u32) -> IommuGroup {
+/// Reads one group directory.
+pub(crate) fn read_group(fs: &dyn HostFs, name: &str, number: u32) -> IommuGroup {
+    let dir = Path::new(IOMMU_GROUPS).join(name);
     let mut group = IommuGroup {
         number,
         members: Vec::new(),

@@ -12,6 +12,7 @@ pub mod model;
 mod sysfs_text;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use passthru_core::hostfs::HostFs;
 use passthru_core::pci::PciAddress;
@@ -23,8 +24,8 @@ use self::sysfs_text::{io_reason, quote};
 
 pub(crate) use sysfs_text::io_reason as io_error_reason;
 
-/// Devices per thread below which reading in parallel is not worth the threads.
-const DEVICES_PER_THREAD: usize = 64;
+/// Items (devices, groups) per thread below which reading in parallel is not worth a thread.
+const ITEMS_PER_THREAD: usize = 64;
 /// Most threads used to read devices (sysfs reads scale with cores, then contend).
 const MAX_THREADS: usize = 8;
 
@@ -54,10 +55,32 @@ pub fn read_inventory(fs: &dyn HostFs) -> Inventory {
     let context = DeviceContext {
         drivers: read_driver_names(fs).ok(),
     };
-    let mut devices = read_devices(fs, &context, &named);
+    let group_names = groups::list_groups(fs, &mut warnings);
+    // Devices and groups are read by the same workers, so a big host keeps every core busy.
+    let jobs: Vec<Job<'_>> = named
+        .iter()
+        .map(|(address, name)| Job::Device(*address, name))
+        .chain(
+            group_names
+                .iter()
+                .map(|(number, name)| Job::Group(*number, name)),
+        )
+        .collect();
+    let mut devices = Vec::with_capacity(named.len());
+    let mut groups = Vec::with_capacity(group_names.len());
+    for done in parallel_map(&jobs, |job| match *job {
+        Job::Device(address, name) => {
+            Done::Device(Box::new(read_device(fs, &context, address, name)))
+        }
+        Job::Group(number, name) => Done::Group(groups::read_group(fs, name, number)),
+    }) {
+        match done {
+            Done::Device(device) => devices.push(*device),
+            Done::Group(group) => groups.push(group),
+        }
+    }
     devices.sort_by_key(|device| device.address);
-
-    let mut groups = groups::read_groups(fs, &mut warnings);
+    groups.sort_by_key(|group| group.number);
     cross_check(&mut devices, &mut groups);
     let host = host::read_host(fs, &mut warnings);
     Inventory {
@@ -68,43 +91,58 @@ pub fn read_inventory(fs: &dyn HostFs) -> Inventory {
     }
 }
 
-/// Reads the devices, in parallel on big hosts (an SR-IOV host has thousands of functions).
-fn read_devices(
-    fs: &dyn HostFs,
-    context: &DeviceContext,
-    named: &[(PciAddress, String)],
-) -> Vec<model::PciDevice> {
+enum Job<'a> {
+    Device(PciAddress, &'a str),
+    Group(u32, &'a str),
+}
+
+enum Done {
+    Device(Box<model::PciDevice>),
+    Group(IommuGroup),
+}
+
+/// Maps `work` over `items` on up to [`MAX_THREADS`] threads (one per core), keeping order.
+/// Workers take batches from a shared counter, so slow items (a PF with 60 VF links) do not
+/// leave the other cores idle.
+fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const BATCH: usize = 16;
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(MAX_THREADS)
-        .min(named.len() / DEVICES_PER_THREAD)
+        .min(items.len() / ITEMS_PER_THREAD)
         .max(1);
     if threads == 1 {
-        return named
-            .iter()
-            .map(|(address, name)| read_device(fs, context, *address, name))
-            .collect();
+        return items.iter().map(&work).collect();
     }
-    let chunk = named.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = named
-            .chunks(chunk)
-            .map(|part| {
+    let next = AtomicUsize::new(0);
+    let (work, next) = (&work, &next);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|(address, name)| read_device(fs, context, *address, name))
-                        .collect::<Vec<_>>()
+                    let mut done = Vec::new();
+                    loop {
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if start >= items.len() {
+                            break done;
+                        }
+                        for (index, item) in items.iter().enumerate().skip(start).take(BATCH) {
+                            done.push((index, work(item)));
+                        }
+                    }
                 })
             })
             .collect();
         workers
             .into_iter()
             .flat_map(|worker| match worker.join() {
-                Ok(devices) => devices,
+                Ok(results) => results,
                 Err(panic) => std::panic::resume_unwind(panic),
             })
             .collect()
-    })
+    });
+    results.sort_unstable_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Makes the devices' `iommu_group` links and the groups' member lists agree, and says so

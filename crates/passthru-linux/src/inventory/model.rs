@@ -255,7 +255,7 @@ pub struct ResetSupport {
     /// `None` when the file does not exist, which on 5.15+ means there is no reset at all.
     pub methods: Option<Vec<String>>,
     /// Whether the write-only `reset` file exists (it does whenever some reset works; the only
-    /// sign on kernels before 5.15).
+    /// sign on kernels before 5.15). Only looked up when `reset_method` lists no method.
     pub reset_file: bool,
 }
 

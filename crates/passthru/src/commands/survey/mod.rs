@@ -96,7 +96,7 @@ pub(crate) fn run(args: SurveyArgs, global: &GlobalArgs) -> Result<ExitCode, Fai
         groups: args.groups,
         devices: args.devices,
     };
-    let report = survey::build(&inventory, source, names_source, &filter).map_err(|error| {
+    let report = survey::build(inventory, source, names_source, &filter).map_err(|error| {
         let failure = Failure::from_error(&error);
         match error {
             FilterError::Select(_) => {

@@ -109,10 +109,7 @@ fn host(out: &mut String, survey: &Survey) {
     let iommu = if host.iommu_active {
         paint(
             style::GOOD,
-            &format!(
-                "active ({} groups)",
-                host.iommu_group_count
-            ),
+            &format!("active ({} groups)", host.iommu_group_count),
         )
     } else {
         paint(style::BAD, "off")
