@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use passthru_core::hostfs::{EntryKind, HostFs};
+use passthru_core::hostfs::{EntryKind, HostFs, child};
 use passthru_core::pci::config::{self, CapabilityReadout, ConfigHeader};
 use passthru_core::pci::resource::parse_resource;
 use passthru_core::pci::{ClassCode, PciAddress};
@@ -165,7 +165,7 @@ impl DeviceReader<'_> {
         });
         // The kernel shows `reset` whenever `reset_method` lists a method; look only otherwise.
         let reset_file = methods.as_ref().is_some_and(|methods| !methods.is_empty())
-            || self.fs.exists(&self.dir.join("reset"));
+            || self.fs.exists(&child(&self.dir, "reset"));
         self.device.reset = ResetSupport {
             methods,
             reset_file,
@@ -180,7 +180,7 @@ impl DeviceReader<'_> {
     /// Reads an optional attribute: `None` when it does not exist, a warning when it cannot
     /// be read.
     fn optional_text(&mut self, name: &str) -> Option<String> {
-        match read_optional_text(self.fs, &self.dir.join(name)) {
+        match read_optional_text(self.fs, &child(&self.dir, name)) {
             Ok(text) => text,
             Err(error) => {
                 self.warn(format!("{name}: could not be read: {}", io_reason(&error)));
@@ -201,7 +201,7 @@ impl DeviceReader<'_> {
     /// Follows an optional link: `None` when it does not exist, a warning when it cannot be
     /// read.
     fn optional_link(&mut self, name: &str) -> Option<PathBuf> {
-        match self.fs.resolve_link(&self.dir.join(name)) {
+        match self.fs.resolve_link(&child(&self.dir, name)) {
             Ok(target) => Some(target),
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => {
@@ -224,7 +224,7 @@ impl DeviceReader<'_> {
         }
         let bridge = match header {
             Some(header) => matches!(header.header_type, 1 | 2),
-            None => self.fs.kind(&self.dir.join("pci_bus")) == Some(EntryKind::Dir),
+            None => self.fs.kind(&child(&self.dir, "pci_bus")) == Some(EntryKind::Dir),
         };
         if bridge {
             DeviceRole::Bridge
@@ -235,7 +235,7 @@ impl DeviceReader<'_> {
 
     /// Reads an attribute's text; `None` and a warning when it cannot be read.
     fn text(&mut self, name: &str) -> Option<String> {
-        match read_optional_text(self.fs, &self.dir.join(name)) {
+        match read_optional_text(self.fs, &child(&self.dir, name)) {
             Ok(Some(text)) => Some(text),
             Ok(None) => {
                 self.warn(format!("{name}: missing"));
@@ -317,7 +317,7 @@ impl DeviceReader<'_> {
     fn read_config(&mut self) -> Option<ConfigHeader> {
         let mut bytes = match self
             .fs
-            .read_prefix(&self.dir.join("config"), CONFIG_SPACE_SIZE)
+            .read_prefix(&child(&self.dir, "config"), CONFIG_SPACE_SIZE)
         {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -447,7 +447,7 @@ impl DeviceReader<'_> {
     }
 
     fn msi_vectors(&mut self) -> InterruptVectors {
-        let dir = self.dir.join("msi_irqs");
+        let dir = child(&self.dir, "msi_irqs");
         let entries = match self.fs.read_dir(&dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
