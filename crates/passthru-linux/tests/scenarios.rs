@@ -1,6 +1,9 @@
 //! The inventory reader and the checks over hand-built hosts made from real config captures,
 //! read both from a real directory tree and from a snapshot.
 
+// The trees need symbolic links.
+#![cfg(unix)]
+
 use passthru_core::hostfs::RealFs;
 use passthru_core::pci::PciAddress;
 use passthru_core::pci::config::CapabilityReadout;

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use passthru_linux::fake_sysfs::scenarios::{self, Dumps};
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -138,8 +137,11 @@ fn damaged_snapshots_are_refused_clearly() {
     assert!(missing.contains("no/such/file.json"), "{missing}");
 }
 
+#[cfg(unix)]
 #[test]
 fn root_tree_snapshot_and_replay_agree() {
+    use passthru_linux::fake_sysfs::scenarios::{self, Dumps};
+
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     scenarios::build("desktop-gpu-shared-group", &Dumps::repository())

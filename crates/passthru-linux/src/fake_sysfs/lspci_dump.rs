@@ -23,13 +23,15 @@ pub struct DumpError {
     pub problem: String,
 }
 
+/// A device block being read: its header line and its hex rows `(offset, bytes)`.
+type Block = (String, Vec<(usize, Vec<u8>)>);
+
 /// Parses every device block of a dump. Decoded `-v` lines between the header and the hex
 /// rows are skipped, as `lspci -F` skips them.
 pub fn parse(text: &str) -> Result<Vec<DumpedDevice>, DumpError> {
     let mut devices = Vec::new();
-    let mut current: Option<(String, Vec<(usize, Vec<u8>)>)> = None;
-    let finish = |current: Option<(String, Vec<(usize, Vec<u8>)>)>,
-                  devices: &mut Vec<DumpedDevice>| {
+    let mut current: Option<Block> = None;
+    let finish = |current: Option<Block>, devices: &mut Vec<DumpedDevice>| {
         if let Some((header, rows)) = current
             && !rows.is_empty()
         {

@@ -329,17 +329,9 @@ fn sriov_vf_config(pf: &[u8]) -> Vec<u8> {
     config
 }
 
-/// An SR-IOV physical function with four virtual functions on different drivers.
-pub fn sriov_nic(dumps: &Dumps) -> io::Result<FakeHost> {
-    let mut host = FakeHost::new();
-    host.describe(
-        "hand-built: Intel 82576 (pciutils tests/cap-pcie-2) as an SR-IOV PF with 4 of 8 VFs enabled (NumVFs patched from 1 to 4); VF config images are synthetic (the PF's conventional space with the VF's 0xffff ids); X58 host bridge and root port from pciutils tests/tree-asus-p6t6",
-    );
-    host.host_info(&intel_host(
-        "intel_iommu=on",
-        "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz",
-        46,
-    ));
+/// The X58 host bridge (group 0) and its first root port (group 1, `pcieport`) from the
+/// pciutils ASUS P6T6 capture; returns the port, under which the scenario's cards go.
+fn x58_root(host: &mut FakeHost, dumps: &Dumps) -> io::Result<FakeDevice> {
     let root = root_dir("0000:00");
     host.device(
         &FakeDevice::from_config(
@@ -358,7 +350,67 @@ pub fn sriov_nic(dumps: &Dumps) -> io::Result<FakeHost> {
     .group(1)
     .reset("bus");
     host.device(&port);
+    Ok(port)
+}
 
+/// An Intel 82576 physical function (`igb`) with `vfs` enabled out of `total`.
+fn igb_pf(
+    address: PciAddress,
+    parent: &FakeDevice,
+    config: Vec<u8>,
+    group: u32,
+    total: u32,
+    vfs: Vec<PciAddress>,
+) -> FakeDevice {
+    let mut pf = FakeDevice::from_config(address, &under(parent), config)
+        .driver("igb")
+        .group(group)
+        .bars(
+            &[(0, 128 * KIB), (1, 4 * MIB), (2, 32), (3, 16 * KIB)],
+            Some(4 * MIB),
+        )
+        .reset("flr bus")
+        .msi("msix", 10)
+        .link("2.5 GT/s PCIe", 4, "2.5 GT/s PCIe", 4);
+    pf.sriov = Some((total, vfs));
+    pf
+}
+
+/// An Intel 82576 virtual function of `pf`, on `driver` (`igbvf` gets its MSI-X vectors).
+fn igb_vf(
+    address: PciAddress,
+    parent: &FakeDevice,
+    config: Vec<u8>,
+    group: u32,
+    pf: PciAddress,
+    driver: Option<&str>,
+) -> FakeDevice {
+    let mut vf = FakeDevice::from_config(address, &under(parent), config)
+        .group(group)
+        .bars(&[(0, 16 * KIB), (3, 16 * KIB)], None)
+        .reset("flr");
+    vf.ids = (0x8086, 0x10ca, 0x8086, 0xa03c);
+    vf.class = 0x020000;
+    vf.physfn = Some(pf);
+    match driver {
+        Some("igbvf") => vf.driver("igbvf").msi("msix", 3),
+        Some(driver) => vf.driver(driver),
+        None => vf,
+    }
+}
+
+/// An SR-IOV physical function with four virtual functions on different drivers.
+pub fn sriov_nic(dumps: &Dumps) -> io::Result<FakeHost> {
+    let mut host = FakeHost::new();
+    host.describe(
+        "hand-built: Intel 82576 (pciutils tests/cap-pcie-2) as an SR-IOV PF with 4 of 8 VFs enabled (NumVFs patched from 1 to 4); VF config images are synthetic (the PF's conventional space with the VF's 0xffff ids); X58 host bridge and root port from pciutils tests/tree-asus-p6t6",
+    );
+    host.host_info(&intel_host(
+        "intel_iommu=on",
+        "Intel(R) Xeon(R) CPU E5-2680 v4 @ 2.40GHz",
+        46,
+    ));
+    let port = x58_root(&mut host, dumps)?;
     let mut pf_config = dumps.config(I82576)?;
     // NumVFs (SR-IOV capability at 0x160, register at +0x10).
     if let Some(num_vfs) = pf_config.get_mut(0x170..0x172) {
@@ -372,38 +424,26 @@ pub fn sriov_nic(dumps: &Dumps) -> io::Result<FakeHost> {
     ]
     .map(address)
     .to_vec();
-    let mut pf = FakeDevice::from_config(address("0000:01:00.0"), &under(&port), pf_config.clone())
-        .driver("igb")
-        .group(2)
-        .bars(
-            &[(0, 128 * KIB), (1, 4 * MIB), (2, 32), (3, 16 * KIB)],
-            Some(4 * MIB),
-        )
-        .reset("flr bus")
-        .msi("msix", 10)
-        .link("2.5 GT/s PCIe", 4, "2.5 GT/s PCIe", 4);
-    pf.sriov = Some((8, vfs.clone()));
+    let pf = igb_pf(
+        address("0000:01:00.0"),
+        &port,
+        pf_config.clone(),
+        2,
+        8,
+        vfs.clone(),
+    );
     host.device(&pf);
     host.file(pf.dir().join("sriov_vf_device"), "10ca\n");
-    for (index, (vf, driver)) in vfs
-        .iter()
-        .zip([Some("vfio-pci"), Some("vfio-pci"), Some("igbvf"), None])
-        .enumerate()
-    {
-        let mut device = FakeDevice::from_config(*vf, &under(&port), sriov_vf_config(&pf_config))
-            .group(3 + index as u32)
-            .bars(&[(0, 16 * KIB), (3, 16 * KIB)], None)
-            .reset("flr");
-        device.ids = (0x8086, 0x10ca, 0x8086, 0xa03c);
-        device.class = 0x020000;
-        device.physfn = Some(pf.address);
-        if let Some(driver) = driver {
-            device = device.driver(driver);
-        }
-        if driver == Some("igbvf") {
-            device = device.msi("msix", 3);
-        }
-        host.device(&device);
+    let drivers = [Some("vfio-pci"), Some("vfio-pci"), Some("igbvf"), None];
+    for (index, (vf, driver)) in vfs.into_iter().zip(drivers).enumerate() {
+        host.device(&igb_vf(
+            vf,
+            &port,
+            sriov_vf_config(&pf_config),
+            3 + index as u32,
+            pf.address,
+            driver,
+        ));
     }
     Ok(host)
 }
@@ -433,23 +473,7 @@ pub fn vmd_nvme(dumps: &Dumps) -> io::Result<FakeHost> {
     ));
     let root = root_dir("0000:00");
     let nvme = dumps.config(PM174X)?;
-    host.device(
-        &FakeDevice::from_config(
-            address("0000:00:00.0"),
-            &root,
-            dumps.machine(P6T6, "00:00.0")?,
-        )
-        .group(0),
-    );
-    let port = FakeDevice::from_config(
-        address("0000:00:01.0"),
-        &root,
-        dumps.machine(P6T6, "00:01.0")?,
-    )
-    .driver("pcieport")
-    .group(1)
-    .reset("bus");
-    host.device(&port);
+    let port = x58_root(&mut host, dumps)?;
     host.device(
         &FakeDevice::from_config(address("0000:02:00.0"), &under(&port), nvme.clone())
             .driver("nvme")
@@ -585,24 +609,7 @@ pub fn sriov_farm(dumps: &Dumps, pfs: usize, vfs_per_pf: usize) -> io::Result<Fa
         "Intel(R) Xeon(R) Platinum 8480+",
         46,
     ));
-    let root = root_dir("0000:00");
-    host.device(
-        &FakeDevice::from_config(
-            address("0000:00:00.0"),
-            &root,
-            dumps.machine(P6T6, "00:00.0")?,
-        )
-        .group(0),
-    );
-    let port = FakeDevice::from_config(
-        address("0000:00:01.0"),
-        &root,
-        dumps.machine(P6T6, "00:01.0")?,
-    )
-    .driver("pcieport")
-    .group(1)
-    .reset("bus");
-    host.device(&port);
+    let port = x58_root(&mut host, dumps)?;
     let pf_config = dumps.config(I82576)?;
     let vf_config = sriov_vf_config(&pf_config);
     let mut group = 2;
@@ -625,33 +632,25 @@ pub fn sriov_farm(dumps: &Dumps, pfs: usize, vfs_per_pf: usize) -> io::Result<Fa
                 }
             })
             .collect();
-        let mut pf = FakeDevice::from_config(pf_address, &under(&port), pf_config.clone())
-            .driver("igb")
-            .group(group)
-            .bars(
-                &[(0, 128 * KIB), (1, 4 * MIB), (2, 32), (3, 16 * KIB)],
-                Some(4 * MIB),
-            )
-            .reset("flr bus")
-            .msi("msix", 10)
-            .link("2.5 GT/s PCIe", 4, "2.5 GT/s PCIe", 4);
-        pf.sriov = Some((vfs_per_pf as u32, vfs.clone()));
-        host.device(&pf);
+        host.device(&igb_pf(
+            pf_address,
+            &port,
+            pf_config.clone(),
+            group,
+            vfs_per_pf as u32,
+            vfs.clone(),
+        ));
         group += 1;
         for (index, vf) in vfs.into_iter().enumerate() {
-            let mut device = FakeDevice::from_config(vf, &under(&port), vf_config.clone())
-                .group(group)
-                .bars(&[(0, 16 * KIB), (3, 16 * KIB)], None)
-                .reset("flr");
-            device.ids = (0x8086, 0x10ca, 0x8086, 0xa03c);
-            device.class = 0x020000;
-            device.physfn = Some(pf_address);
-            if index % 2 == 0 {
-                device = device.driver("vfio-pci");
-            } else {
-                device = device.driver("igbvf").msi("msix", 3);
-            }
-            host.device(&device);
+            let driver = if index % 2 == 0 { "vfio-pci" } else { "igbvf" };
+            host.device(&igb_vf(
+                vf,
+                &port,
+                vf_config.clone(),
+                group,
+                pf_address,
+                Some(driver),
+            ));
             group += 1;
         }
     }

@@ -2,7 +2,7 @@
 //! `docs/snapshot-format.md`.
 
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use passthru_core::hostfs::{EntryKind, normalize};
@@ -347,7 +347,7 @@ impl Snapshot {
                 problem,
             };
             let path = entry.path();
-            if !path.starts_with('/') || normalize(Path::new(path)) != PathBuf::from(path) {
+            if !path.starts_with('/') || normalize(Path::new(path)) != Path::new(path) {
                 return Err(invalid(
                     "the path must be absolute and normalized (no `.`, `..` or trailing `/`)"
                         .to_owned(),

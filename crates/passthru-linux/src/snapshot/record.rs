@@ -171,7 +171,7 @@ fn excerpt_of(path: &Path, bytes: Vec<u8>) -> (Vec<u8>, bool) {
     if path == Path::new("/proc/cpuinfo") {
         let text = text();
         if let Some(end) = text.find("\n\n") {
-            return (text[..end + 1].as_bytes().to_vec(), true);
+            return (text.as_bytes()[..end + 1].to_vec(), true);
         }
     } else if path.starts_with("/lib/modules")
         && path

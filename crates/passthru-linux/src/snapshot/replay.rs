@@ -130,25 +130,24 @@ impl SnapshotFs {
         while let Some(name) = pending.pop_front() {
             let candidate = current.join(&name);
             let is_last = pending.is_empty();
-            if !is_last || follow_last {
-                if let Some(target) = self
+            if (!is_last || follow_last)
+                && let Some(target) = self
                     .nodes
                     .get(&candidate)
                     .and_then(|node| node.link.as_ref())
-                {
-                    hops += 1;
-                    if hops > MAX_LINK_HOPS {
-                        return Err(os_error(
-                            io::ErrorKind::Other,
-                            "Too many levels of symbolic links (os error 40)",
-                        ));
-                    }
-                    let mut restarted = names(&current.join(target));
-                    restarted.extend(pending);
-                    pending = restarted;
-                    current = PathBuf::from("/");
-                    continue;
+            {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return Err(os_error(
+                        io::ErrorKind::Other,
+                        "Too many levels of symbolic links (os error 40)",
+                    ));
                 }
+                let mut restarted = names(&current.join(target));
+                restarted.extend(pending);
+                pending = restarted;
+                current = PathBuf::from("/");
+                continue;
             }
             current = candidate;
         }

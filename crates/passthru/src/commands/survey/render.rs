@@ -92,6 +92,11 @@ fn marker(severity: Severity) -> String {
     }
 }
 
+/// A dimmed aside line.
+fn note(out: &mut String, indent: &str, text: &str) {
+    let _ = writeln!(out, "{indent}{}", paint(style::DIM, text));
+}
+
 fn finding(out: &mut String, indent: &str, finding: &Finding) {
     let text = match finding.severity {
         Severity::Info => paint(style::DIM, &finding.message),
@@ -273,16 +278,11 @@ fn device(out: &mut String, survey: &Survey, report: &DeviceReport) {
     }
     for (code, count) in per_code {
         if count > SAME_CODE_LIMIT {
-            let _ = writeln!(
+            let more = count - SAME_CODE_LIMIT;
+            note(
                 out,
-                "      {}",
-                paint(
-                    style::DIM,
-                    &format!(
-                        "… and {} more `{code}` reasons (see --json)",
-                        count - SAME_CODE_LIMIT
-                    )
-                )
+                "      ",
+                &format!("… and {more} more `{code}` reasons (see --json)"),
             );
         }
     }
@@ -379,16 +379,11 @@ fn devices(out: &mut String, survey: &Survey) {
             .filter(|member| member.role != MemberRole::NonPci)
             .count();
         if !survey.filter.is_empty() && shown < pci_members {
-            let _ = writeln!(
+            let hidden = pci_members - shown;
+            note(
                 out,
-                "  {}",
-                paint(
-                    style::DIM,
-                    &format!(
-                        "({} more member(s) not shown by the filter)",
-                        pci_members - shown
-                    )
-                )
+                "  ",
+                &format!("({hidden} more member(s) not shown by the filter)"),
             );
         }
         let _ = writeln!(out);
