@@ -36,18 +36,18 @@ pub(crate) mod style {
     pub(crate) const GPU: Style = AnsiColor::Magenta.on_default().bold();
 }
 
-/// Prints `value` as pretty JSON followed by a newline, in one write (a survey of a big host
-/// is megabytes: token-by-token writes to an unbuffered stdout cost more than reading sysfs).
+/// Prints `value` as pretty JSON followed by a newline, streamed through one buffer: a
+/// survey of a big host is megabytes, and building it in memory first costs page faults and
+/// copies, while token-by-token writes to an unbuffered stdout cost a system call each.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let mut bytes = Vec::with_capacity(1 << 20);
-    serde_json::to_writer_pretty(&mut bytes, value)
-        .map_err(|error| Failure::new(format!("could not write JSON: {error}")))?;
-    bytes.push(b'\n');
     // JSON carries no colour, so it skips anstream's escape-stripping pass.
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(&bytes)
-        .and_then(|()| stdout.flush())
+    let stdout = std::io::stdout().lock();
+    let mut writer = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    serde_json::to_writer_pretty(&mut writer, value)
+        .map_err(|error| Failure::new(format!("could not write JSON: {error}")))?;
+    writer
+        .write_all(b"\n")
+        .and_then(|()| writer.flush())
         .map_err(|error| Failure::new(format!("could not write output: {error}")))?;
     Ok(())
 }
