@@ -43,4 +43,5 @@ fuzz config fuzz/seeds/config
 fuzz resource fuzz/seeds/resource
 fuzz dump fixtures/pci-config/gpu fixtures/pci-config/net fixtures/pci-config/bridge
 fuzz inf fixtures/inf
+fuzz snapshot fixtures/snapshots
 echo "fuzz smoke: ok"

@@ -10,9 +10,11 @@
 //! - [`hostfs`]: the read-only view of a host's files that inventory readers use, so that a
 //!   real root, a test tree and a replayed snapshot all look the same;
 //! - [`plan`]: steps, plans, the journal and the executor;
-//! - [`runner`]: the port through which external commands are run (and faked in tests).
+//! - [`runner`]: the port through which external commands are run (and faked in tests);
+//! - [`select`]: device selectors (address, `vendor:device`, name) shared by every platform.
 
 pub mod hostfs;
 pub mod pci;
 pub mod plan;
 pub mod runner;
+pub mod select;

@@ -9,8 +9,15 @@
 
 pub mod bind;
 pub mod boot;
+pub mod checks;
+pub mod cmdline;
 pub mod errno;
+pub mod fake_sysfs;
+pub mod inventory;
 pub mod probes;
+mod serde_hex;
+pub mod snapshot;
+pub mod survey;
 pub mod sys;
 pub mod sysfs;
 pub mod vfio;

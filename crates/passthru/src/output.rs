@@ -32,14 +32,23 @@ pub(crate) mod style {
     pub(crate) const BAD: Style = AnsiColor::Red.on_default().bold();
     /// Secondary text.
     pub(crate) const DIM: Style = Style::new().dimmed();
+    /// GPUs and the functions that travel with them (HDMI audio, USB-C), so they stand out.
+    pub(crate) const GPU: Style = AnsiColor::Magenta.on_default().bold();
 }
 
-/// Prints `value` as pretty JSON followed by a newline.
+/// Prints `value` as pretty JSON followed by a newline, streamed through one buffer: a
+/// survey of a big host is megabytes, and building it in memory first costs page faults and
+/// copies, while token-by-token writes to an unbuffered stdout cost a system call each.
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
-    let mut stdout = anstream::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, value)
+    // JSON carries no colour, so it skips anstream's escape-stripping pass.
+    let stdout = std::io::stdout().lock();
+    let mut writer = std::io::BufWriter::with_capacity(1 << 16, stdout);
+    serde_json::to_writer_pretty(&mut writer, value)
         .map_err(|error| Failure::new(format!("could not write JSON: {error}")))?;
-    writeln!(stdout).map_err(|error| Failure::new(format!("could not write output: {error}")))?;
+    writer
+        .write_all(b"\n")
+        .and_then(|()| writer.flush())
+        .map_err(|error| Failure::new(format!("could not write output: {error}")))?;
     Ok(())
 }
 

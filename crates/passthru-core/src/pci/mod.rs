@@ -4,6 +4,7 @@ pub mod address;
 pub mod class;
 pub mod config;
 pub mod dump;
+pub mod ids;
 pub mod resource;
 
 pub use address::{AddressError, PciAddress};
