@@ -1,9 +1,9 @@
-# Fuzz smoke run: every cargo-fuzz target in fuzz/ for a few seconds each (15 s by default,
+# Fuzz smoke run: every cargo-fuzz target in fuzz/ for a few seconds each (10 s by default,
 # PASSTHRU_FUZZ_SECONDS to change), seeded with fuzz/seeds and the real dumps. cargo-fuzz needs
 # a nightly toolchain; without one this stage skips (77) and says so.
 set -euo pipefail
 source tools/lib.sh
-seconds=${PASSTHRU_FUZZ_SECONDS:-15}
+seconds=${PASSTHRU_FUZZ_SECONDS:-10}
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "skip: no nightly Rust toolchain (cargo-fuzz needs one: rustup toolchain install nightly)"
@@ -44,4 +44,9 @@ fuzz resource fuzz/seeds/resource
 fuzz dump fixtures/pci-config/gpu fixtures/pci-config/net fixtures/pci-config/bridge
 fuzz inf fixtures/inf
 fuzz snapshot fixtures/snapshots
+fuzz hyperv_format_list fuzz/seeds/hyperv_format_list fixtures/hyperv/recorded
+fuzz hyperv_paths
+fuzz hyperv_survey_dda fixtures/hyperv/recorded
+fuzz hyperv_answer fuzz/seeds/hyperv_answer
+fuzz hyperv_snapshot fixtures/hyperv/snapshots
 echo "fuzz smoke: ok"
