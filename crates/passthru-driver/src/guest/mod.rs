@@ -22,9 +22,11 @@
 
 pub mod fake;
 pub mod host;
+pub mod hyperv;
 pub mod manifest;
 pub mod planner;
 pub mod powershell;
+pub mod simulated;
 pub mod status;
 pub mod steps;
 

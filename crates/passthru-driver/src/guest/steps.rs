@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use passthru_core::plan::{Step, StepError, StepView};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,7 @@ pub struct GuestSession {
     progress: Option<ProgressObserver>,
     installed: BTreeMap<String, ManifestFile>,
     manifest: Option<GuestManifest>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for GuestSession {
@@ -48,7 +50,20 @@ impl GuestSession {
             progress: None,
             installed: BTreeMap::new(),
             manifest: None,
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Stops the run when `cancel` is set (Ctrl-C): a copy in progress stops after the files
+    /// being written, and no further step starts except the ones that clean up (unloading the
+    /// hive, dismounting), so the executor's rollback can put the guest back as it was.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     /// Reports copy progress (bytes, files, throughput) to `observer`.
@@ -370,6 +385,13 @@ impl Step for GuestStep {
     }
 
     fn apply(&self, session: &mut GuestSession) -> Result<(), StepError> {
+        let cleanup = matches!(
+            self,
+            Self::UnloadSystemHive { .. } | Self::DismountSystemDisk { .. }
+        );
+        if session.cancelled() && !cleanup {
+            return Err(StepError::new("interrupted (Ctrl-C) before this step"));
+        }
         match self {
             Self::ShutDownVm { vm } => session.host.stop_vm(vm).map_err(host_failed),
             Self::MountSystemDisk { vhd, partition, .. } => mount(session, vhd, *partition),
@@ -508,10 +530,13 @@ impl Step for GuestStep {
                     let kept = backup.join(package.dir.as_str()).on(&root);
                     let home = package.dir.on(&root);
                     if kept.exists() && !home.exists() {
+                        if let Some(parent) = home.parent() {
+                            fs_err::create_dir_all(parent).map_err(io_failed)?;
+                        }
                         fs_err::rename(&kept, &home).map_err(io_failed)?;
                     }
                 }
-                Ok(())
+                prune_empty_dirs(&root, backup).map_err(io_failed)
             }
             Self::SyncPackages(plan) => undo_sync(session, plan),
             Self::PromoteFiles {
@@ -523,7 +548,7 @@ impl Step for GuestStep {
                 for file in files {
                     restore_file(&root, &file.target, backup, file.existed).map_err(io_failed)?;
                 }
-                Ok(())
+                prune_empty_dirs(&root, backup).map_err(io_failed)
             }
             Self::LoadSystemHive { mount, .. } => {
                 if session
@@ -685,16 +710,20 @@ fn apply_sync(session: &mut GuestSession, plan: &PackageSync) -> Result<(), Step
     let options = sync_options(known_hashes(&root));
     let sync_plan = sync::plan(&job, &options).map_err(|e| StepError::new(e.to_string()))?;
     let mut silent = |_: &SyncProgress| {};
+    let cancel = Arc::clone(&session.cancel);
     let observer: &mut dyn FnMut(&SyncProgress) = match session.progress.as_mut() {
         Some(observer) => observer.as_mut(),
         None => &mut silent,
     };
-    let report = sync::execute(&sync_plan, &options, observer, &AtomicBool::new(false)).map_err(
-        |error| {
-            StepError::new(error.to_string())
-                .with_help("run the command again: files already copied are not copied again")
-        },
-    )?;
+    // The executor rolls the step back after a failure, so the engine's "run it again to
+    // continue" does not apply here: what was copied is removed again.
+    let report =
+        sync::execute(&sync_plan, &options, observer, &cancel).map_err(|error| match error {
+            sync::SyncError::Interrupted { completed, total } => StepError::new(format!(
+                "interrupted (Ctrl-C) after {completed} of {total} files"
+            )),
+            other => StepError::new(other.to_string()),
+        })?;
     for file in report.files {
         let path = GuestPath::new(&sync::relative_key(&file.dest));
         record(session, path, file.size, file.time, file.hash);
@@ -733,7 +762,48 @@ fn undo_sync(session: &mut GuestSession, plan: &PackageSync) -> Result<(), StepE
     if state.exists() {
         fs_err::remove_file(&state).map_err(io_failed)?;
     }
+    for dir in plan.managed.iter().chain([&plan.backup]) {
+        prune_empty_dirs(&root, dir).map_err(io_failed)?;
+    }
     Ok(())
+}
+
+/// Removes the empty directories at and below `dir`, then its parents while they are empty,
+/// stopping at `Windows\System32`: the folders a sync created, once its undo emptied them.
+fn prune_empty_dirs(root: &Path, dir: &GuestPath) -> io::Result<()> {
+    let full = dir.on(root);
+    if !remove_empty_tree(&full)? {
+        return Ok(());
+    }
+    let stop = GuestPath::new(r"Windows\System32").on(root);
+    let mut parent = full.parent();
+    while let Some(folder) = parent {
+        if folder == stop || !folder.starts_with(&stop) || fs_err::remove_dir(folder).is_err() {
+            break;
+        }
+        parent = folder.parent();
+    }
+    Ok(())
+}
+
+/// Removes `dir` if it holds nothing but empty folders; whether it is gone.
+fn remove_empty_tree(dir: &Path) -> io::Result<bool> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(error) => return Err(error),
+    };
+    let mut empty = true;
+    for entry in entries {
+        let entry = entry?;
+        if !(entry.file_type()?.is_dir() && remove_empty_tree(&entry.path())?) {
+            empty = false;
+        }
+    }
+    if empty {
+        fs_err::remove_dir(dir)?;
+    }
+    Ok(empty)
 }
 
 /// Puts back what was at `path` before: the backup copy when the file existed, nothing when it
@@ -753,7 +823,9 @@ fn restore_file(
             }
             fs_err::rename(&kept, &current)?;
         }
-    } else if current.exists() {
+    } else if fs_err::symlink_metadata(&current).is_ok_and(|meta| meta.is_file()) {
+        // Only a file can be what passthru wrote there; anything else (a folder someone made
+        // in the meantime) is not passthru's to delete.
         make_writable(&current)?;
         fs_err::remove_file(&current)?;
     }
@@ -810,7 +882,8 @@ fn apply_promotions(
     };
     let options = sync_options(known_hashes(&root));
     let plan = sync::plan(&job, &options).map_err(|e| StepError::new(e.to_string()))?;
-    let report = sync::execute(&plan, &options, &mut |_| {}, &AtomicBool::new(false))
+    let cancel = Arc::clone(&session.cancel);
+    let report = sync::execute(&plan, &options, &mut |_| {}, &cancel)
         .map_err(|e| StepError::new(e.to_string()))?;
     for file in report.files {
         let path = GuestPath::new(&sync::relative_key(&file.dest));

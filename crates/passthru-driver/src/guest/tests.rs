@@ -15,7 +15,7 @@ use super::planner::HIVE_MOUNT;
 use super::*;
 use crate::guest_path::GuestPath;
 use crate::package::{self, RegData, ResolvedDriver};
-use crate::test_support::{NV_PACKAGE, nvidia_registration, nvidia_store, write};
+use crate::testing::{NV_PACKAGE, nvidia_registration, nvidia_store, write};
 
 const VM: &str = "Win11 GPU";
 const VHD: &str = r"D:\Hyper-V\Win11 GPU.vhdx";
@@ -255,9 +255,7 @@ fn first_sync_installs_everything_and_cleans_up() {
         .unwrap();
     assert_eq!(
         inf.blake3,
-        blake3::hash(crate::test_support::NV_DISPI)
-            .to_hex()
-            .as_str()
+        blake3::hash(crate::testing::NV_DISPI).to_hex().as_str()
     );
     assert_eq!(manifest.registry.len(), 2 * 5);
     assert!(
@@ -444,7 +442,7 @@ fn a_driver_update_retires_the_old_package_and_status_sees_it() {
         .with_file_name("nv_dispi.inf_amd64_99aa00bb11cc22dd");
     copy_tree(&lab.package, &new_package);
     write(&new_package.join("nvlddmkm.sys"), b"a newer kernel driver");
-    let inf = String::from_utf8_lossy(crate::test_support::NV_DISPI)
+    let inf = String::from_utf8_lossy(crate::testing::NV_DISPI)
         .replace("27.21.14.7005", "27.21.14.7099")
         .replace("02/26/2021", "03/30/2021");
     write(&new_package.join("nv_dispi.inf"), inf.as_bytes());
