@@ -20,6 +20,7 @@
 //! Everything Windows-specific goes through the [`GuestHost`] port; [`powershell`] has the
 //! scripts and an implementation over any PowerShell runner, [`fake`] a simulated host.
 
+pub mod adopt;
 pub mod fake;
 pub mod host;
 pub mod hyperv;

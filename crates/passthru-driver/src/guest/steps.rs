@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use passthru_core::plan::{Step, StepError, StepView};
 use serde::{Deserialize, Serialize};
 
+use super::adopt::Adoption;
 use super::host::{GuestHost, HostError, RegKey, VmState};
 use super::manifest::{
     GuestManifest, MANIFEST_SCHEMA, ManifestFile, ManifestPackage, ManifestValue,
@@ -136,6 +137,10 @@ pub struct PackageSync {
     pub managed: Vec<GuestPath>,
     /// Where replaced and removed files are kept for undo.
     pub backup: GuestPath,
+    /// Folders of the previous version renamed to the new names before this step
+    /// ([`super::adopt`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<Adoption>,
 }
 
 /// A package folder from an earlier sync that the new driver does not use.
@@ -212,6 +217,16 @@ pub enum GuestStep {
         packages: Vec<RetiredPackage>,
         /// Backup folder.
         backup: GuestPath,
+    },
+    /// Rename the previous version's package folder to the new version's name, so that only
+    /// the files that differ are copied ([`super::adopt`]).
+    AdoptPackage {
+        /// The guest's system volume.
+        volume: VolumeRef,
+        /// The previous version's folder.
+        from: GuestPath,
+        /// The new version's folder.
+        to: GuestPath,
     },
     /// Sync the packages.
     SyncPackages(PackageSync),
@@ -328,6 +343,11 @@ impl Step for GuestStep {
                 }
                 view
             }
+            Self::AdoptPackage { from, to, .. } => StepView::new(format!(
+                "Start the new package folder from the previous version's `{}` (only changed files are copied)",
+                from.file_name()
+            ))
+            .action(format!("rename {from} -> {}", to.file_name())),
             Self::SyncPackages(sync) => sync_view(sync),
             Self::PromoteFiles { files, .. } => {
                 let mut view = StepView::new(format!(
@@ -417,6 +437,10 @@ impl Step for GuestStep {
                     fs_err::rename(&from, &to).map_err(io_failed)?;
                 }
                 Ok(())
+            }
+            Self::AdoptPackage { volume, from, to } => {
+                let root = session.root_for(volume)?;
+                rename_folder(&from.on(&root), &to.on(&root)).map_err(io_failed)
             }
             Self::SyncPackages(plan) => apply_sync(session, plan),
             Self::PromoteFiles {
@@ -537,6 +561,10 @@ impl Step for GuestStep {
                     }
                 }
                 prune_empty_dirs(&root, backup).map_err(io_failed)
+            }
+            Self::AdoptPackage { volume, from, to } => {
+                let root = session.root_for(volume)?;
+                rename_folder(&to.on(&root), &from.on(&root)).map_err(io_failed)
             }
             Self::SyncPackages(plan) => undo_sync(session, plan),
             Self::PromoteFiles {
@@ -707,7 +735,9 @@ fn apply_sync(session: &mut GuestSession, plan: &PackageSync) -> Result<(), Step
         backup_dir: Some(plan.backup.on(&root)),
         state_file: Some(GuestPath::new(STATE_FILE).on(&root)),
     };
-    let options = sync_options(known_hashes(&root));
+    let mut known = known_hashes(&root);
+    super::adopt::carry_known(&mut known, &plan.adopted);
+    let options = sync_options(known);
     let sync_plan = sync::plan(&job, &options).map_err(|e| StepError::new(e.to_string()))?;
     let mut silent = |_: &SyncProgress| {};
     let cancel = Arc::clone(&session.cancel);
@@ -828,6 +858,17 @@ fn restore_file(
         // in the meantime) is not passthru's to delete.
         make_writable(&current)?;
         fs_err::remove_file(&current)?;
+    }
+    Ok(())
+}
+
+/// Renames a folder unless that already happened (safe to run twice, and after a crash).
+fn rename_folder(from: &Path, to: &Path) -> io::Result<()> {
+    if from.is_dir() && !to.exists() {
+        if let Some(parent) = to.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::rename(from, to)?;
     }
     Ok(())
 }

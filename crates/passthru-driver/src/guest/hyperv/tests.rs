@@ -430,3 +430,88 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+#[test]
+fn a_host_driver_update_copies_only_what_changed() {
+    let lab = Lab::new();
+    lab.apply(&lab.plan().unwrap(), &ExecOptions::default())
+        .unwrap();
+    let update = lab.lab.update_driver().unwrap();
+    let manifest =
+        GuestManifest::from_json(&fs_err::read(lab.guest(MANIFEST_PATH)).unwrap()).unwrap();
+    let status = compare_with_guest(&lab.driver(), Some(&manifest), None, false).unwrap();
+    assert_eq!(status.freshness, Freshness::Stale);
+    assert!(
+        status.reasons[0].contains(SimLab::UPDATED_VERSION),
+        "{:?}",
+        status.reasons
+    );
+
+    let plan = lab.plan().unwrap();
+    let sync = plan
+        .steps
+        .iter()
+        .find_map(|step| match step {
+            GuestStep::SyncPackages(sync) => Some(sync),
+            _ => None,
+        })
+        .unwrap();
+    let mut copied: Vec<String> = sync
+        .files
+        .iter()
+        .filter(|f| f.action != crate::sync::Action::Keep)
+        .map(|f| {
+            f.dest
+                .as_str()
+                .split_once(&format!("{}\\", SimLab::UPDATED_PACKAGE))
+                .unwrap()
+                .1
+                .to_owned()
+        })
+        .collect();
+    copied.sort();
+    let mut expected = update.changed.clone();
+    expected.push(update.added.clone());
+    expected.sort();
+    assert_eq!(copied, expected, "{}", plan.render());
+    assert_eq!(sync.removals.len(), 1, "{}", plan.render());
+    assert!(sync.removals[0].as_str().ends_with(&update.removed));
+
+    lab.apply(&plan, &ExecOptions::default()).unwrap();
+    lab.assert_clean();
+    let manifest =
+        GuestManifest::from_json(&fs_err::read(lab.guest(MANIFEST_PATH)).unwrap()).unwrap();
+    let status = compare_with_guest(
+        &lab.driver(),
+        Some(&manifest),
+        Some(&lab.lab.guest_root()),
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        status.freshness,
+        Freshness::UpToDate,
+        "{:?}",
+        status.reasons
+    );
+
+    // Undo puts the previous version back under its own name.
+    lab.undo_last();
+    lab.assert_clean();
+    let old = lab.guest(&format!(
+        r"Windows\System32\HostDriverStore\FileRepository\{}",
+        crate::testing::NV_PACKAGE
+    ));
+    assert!(old.join(update.removed.replace('\\', "/")).is_file());
+    assert!(!old.join(&update.added).exists());
+    let manifest =
+        GuestManifest::from_json(&fs_err::read(lab.guest(MANIFEST_PATH)).unwrap()).unwrap();
+    assert_eq!(manifest.driver_version, SimLab::VERSION);
+    assert!(
+        !lab.guest(&format!(
+            r"Windows\System32\HostDriverStore\FileRepository\{}",
+            SimLab::UPDATED_PACKAGE
+        ))
+        .exists()
+    );
+}
