@@ -118,7 +118,7 @@ mod tests {
         let file = adoption.to.join(r"NvCamera\Color.fx");
         let old = before(&file, std::slice::from_ref(&adoption));
         assert_eq!(old, adoption.from.join(r"NvCamera\Color.fx"));
-        assert_eq!(after(&old, &[adoption.clone()]), file);
+        assert_eq!(after(&old, std::slice::from_ref(&adoption)), file);
         let elsewhere = GuestPath::new(r"Windows\System32\nvcuda.dll");
         assert_eq!(before(&elsewhere, &[adoption]), elsewhere);
         assert_eq!(stem("nv_dispi.inf_amd64_8F1A"), "nv_dispi.inf_amd64");
