@@ -244,6 +244,7 @@ fn plan_on_volume(
                     key,
                     created,
                     values,
+                    volume: Some(volume_ref.clone()),
                 });
             }
             plan.steps.push(GuestStep::UnloadSystemHive {

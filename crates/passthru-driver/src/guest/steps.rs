@@ -254,6 +254,10 @@ pub enum GuestStep {
         created: bool,
         /// The values.
         values: Vec<ValueChange>,
+        /// The volume whose SYSTEM hive it is, so undo can load the hive itself when it is not
+        /// loaded (after a host reboot, say). Journals written before this field lack it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        volume: Option<VolumeRef>,
     },
     /// Unload the hive.
     UnloadSystemHive {
@@ -372,6 +376,7 @@ impl Step for GuestStep {
                 key,
                 created,
                 values,
+                ..
             } => {
                 let mut view = StepView::new(format!(
                     "{} {key}",
@@ -603,23 +608,30 @@ impl Step for GuestStep {
                 key,
                 created,
                 values,
+                volume,
             } => {
-                let mount = RegKey(key.0.split('\\').next().unwrap_or("").to_owned());
-                if !session.host.key_exists(&mount).map_err(host_failed)? {
-                    // The hive was never loaded, so nothing was written.
-                    return Ok(());
+                let mount = key.0.split('\\').next().unwrap_or("").to_owned();
+                if session
+                    .host
+                    .key_exists(&RegKey(mount.clone()))
+                    .map_err(host_failed)?
+                {
+                    return restore_values(session, key, *created, values);
                 }
-                if *created {
-                    return session.host.delete_key(key).map_err(host_failed);
-                }
-                for value in values {
-                    match &value.before {
-                        Some(before) => session.host.write_value(key, &value.name, before),
-                        None => session.host.delete_value(key, &value.name),
-                    }
-                    .map_err(host_failed)?;
-                }
-                Ok(())
+                // This step ran, so the hive was loaded then; it is not now because the run
+                // unloaded it and reloading failed, or the host restarted. Load it for the
+                // restore, rather than leave the values written.
+                let Some(volume) = volume else {
+                    return Err(StepError::new(format!(
+                        "the guest's SYSTEM hive is not loaded as HKLM\\{mount}, so {key} cannot be restored"
+                    ))
+                    .with_help("run `passthru undo` again once the VM is off and its disk can be mounted"));
+                };
+                let file = GuestPath::new(SYSTEM_HIVE).on(&session.root_for(volume)?);
+                session.host.load_hive(&file, &mount).map_err(host_failed)?;
+                let restored = restore_values(session, key, *created, values);
+                let unloaded = session.host.unload_hive(&mount).map_err(host_failed);
+                restored.and(unloaded)
             }
             Self::WriteManifest { volume, before, .. } => {
                 let path =
@@ -636,6 +648,26 @@ impl Step for GuestStep {
             }
         }
     }
+}
+
+/// Puts a key back as it was: deleted if passthru created it, else each value's old data.
+fn restore_values(
+    session: &mut GuestSession,
+    key: &RegKey,
+    created: bool,
+    values: &[ValueChange],
+) -> Result<(), StepError> {
+    if created {
+        return session.host.delete_key(key).map_err(host_failed);
+    }
+    for value in values {
+        match &value.before {
+            Some(before) => session.host.write_value(key, &value.name, before),
+            None => session.host.delete_value(key, &value.name),
+        }
+        .map_err(host_failed)?;
+    }
+    Ok(())
 }
 
 fn sync_view(plan: &PackageSync) -> StepView {

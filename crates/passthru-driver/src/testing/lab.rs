@@ -228,6 +228,13 @@ impl SimLab {
         Ok(lab)
     }
 
+    /// A lab that [`Self::build`] wrote earlier.
+    pub fn open(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
     /// The lab directory.
     pub fn dir(&self) -> &Path {
         &self.dir

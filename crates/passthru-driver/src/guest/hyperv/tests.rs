@@ -515,3 +515,36 @@ fn a_host_driver_update_copies_only_what_changed() {
         .exists()
     );
 }
+
+#[test]
+fn undo_after_a_host_restart_loads_the_hive_itself() {
+    let lab = Lab::new();
+    let plan = lab.plan().unwrap();
+    let write = plan
+        .steps
+        .iter()
+        .position(|step| matches!(step, GuestStep::WriteRegistry { .. }))
+        .unwrap();
+    let crash = ExecOptions {
+        crash: Some(executor::CrashPoint::AfterApply(write)),
+    };
+    assert!(matches!(
+        lab.apply(&plan, &crash),
+        Err(ExecError::Crashed(_))
+    ));
+    // The host restarts: Windows flushed the hive; nothing is mounted or loaded any more.
+    lab.lab
+        .edit_disks(|disks| {
+            for hive in disks.hives.values() {
+                hive.keys.write(&hive.file).unwrap();
+            }
+            disks.hives.clear();
+            disks.mounted.clear();
+        })
+        .unwrap();
+    assert!(lab.hive().exists(r"ControlSet001\Services\nvlddmkm"));
+    let report = lab.undo_last();
+    assert_eq!(report.outcome, Outcome::Undone, "{report:?}");
+    lab.assert_clean();
+    assert!(!lab.hive().exists(r"ControlSet001\Services\nvlddmkm"));
+}
