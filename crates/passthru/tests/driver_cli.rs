@@ -225,7 +225,7 @@ fn a_host_driver_update_is_stale_until_synced_and_only_changes_are_copied() {
     lab.assert_clean();
     assert!(
         lab.package(NV_PACKAGE)
-            .join(&update.removed.replace('\\', "/"))
+            .join(update.removed.replace('\\', "/"))
             .is_file()
     );
     assert!(!lab.package(SimLab::UPDATED_PACKAGE).exists());
