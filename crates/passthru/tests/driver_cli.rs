@@ -68,6 +68,17 @@ impl Lab {
             .unwrap();
     }
 
+    /// The VM without its GPU partition.
+    fn remove_partitions(&self) {
+        self.lab
+            .edit_state(|value| {
+                for vm in value["vms"].as_array_mut().unwrap() {
+                    vm["gpuAdapters"] = serde_json::json!([]);
+                }
+            })
+            .unwrap();
+    }
+
     fn vm_state(&self) -> String {
         self.lab.state().unwrap()["vms"]
             .as_array()
@@ -406,13 +417,7 @@ fn json_output_has_schemas_and_no_progress() {
 fn the_gpu_is_the_partitioned_one_or_named() {
     let lab = Lab::new();
     // Without a partition, two partitionable GPUs are ambiguous.
-    lab.lab
-        .edit_state(|value| {
-            for vm in value["vms"].as_array_mut().unwrap() {
-                vm["gpuAdapters"] = serde_json::json!([]);
-            }
-        })
-        .unwrap();
+    lab.remove_partitions();
     let stderr = failed(
         &lab.run(&["driver", "sync", "--vm", SimLab::VM, "--dry-run"]),
         1,
@@ -441,13 +446,7 @@ fn the_gpu_is_the_partitioned_one_or_named() {
 #[test]
 fn gpu_p_add_names_the_driver_sync_that_remains() {
     let lab = Lab::new();
-    lab.lab
-        .edit_state(|value| {
-            for vm in value["vms"].as_array_mut().unwrap() {
-                vm["gpuAdapters"] = serde_json::json!([]);
-            }
-        })
-        .unwrap();
+    lab.remove_partitions();
     let output = succeeded(&lab.run(&["gpu-p", "add", "--vm", SimLab::VM, "--gpu", "3090"]));
     assert!(
         output.contains("`passthru driver sync --vm exampleName`"),

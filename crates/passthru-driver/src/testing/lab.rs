@@ -23,10 +23,8 @@ use serde_json::Value;
 use super::{NV_DISPI, NV_PACKAGE, nvidia_registration, nvidia_store, write};
 use crate::guest::host::BitLocker;
 use crate::guest::simulated::hive::HiveKeys;
-use crate::guest::simulated::state::{
-    EXTENSION, GuestDisks, SimAdapter, SimCopyToVm, SimPartition, SimVhd, SimVmDisk,
-};
-use crate::package::RegData;
+use crate::guest::simulated::state::{EXTENSION, GuestDisks, SimPartition, SimVhd, SimVmDisk};
+use crate::package::{AdapterRegistration, RegData};
 
 /// The Hyper-V state the lab starts from.
 const BASE_STATE: &str =
@@ -121,7 +119,7 @@ impl SimLab {
         write(&dir.join("disks/backup/p1/unreadable.bin"), b"-FVE-FS-");
 
         let registration = nvidia_registration(&package);
-        let relative = |path: &Path| path.strip_prefix(dir).unwrap_or(path).to_path_buf();
+        let relative = |path: &Path| portable(path.strip_prefix(dir).unwrap_or(path));
         let disk = |path: &str, location: &str| SimVmDisk {
             path: path.to_owned(),
             disk_number: None,
@@ -137,25 +135,17 @@ impl SimLab {
         let mut locked = partition(1, 256 << 30, "NTFS", "disks/backup/p1");
         locked.bit_locker = BitLocker::Locked;
         let disks = GuestDisks {
-            adapters: vec![SimAdapter {
+            adapters: vec![AdapterRegistration {
                 instance_id: Self::GPU_INSTANCE_ID.to_owned(),
-                inf_path: registration.inf_path,
                 inf_section: Some("Section090".to_owned()),
-                matching_device_id: registration.matching_device_id,
-                driver_desc: registration.driver_desc,
-                provider_name: registration.provider_name,
-                driver_version: registration.driver_version,
                 driver_store_dir: relative(&package),
                 copy_to_vm: registration
                     .copy_to_vm
-                    .into_iter()
+                    .iter()
                     .filter(|value| value.name == "nvcuda" || value.name == "camera")
-                    .map(|value| SimCopyToVm {
-                        key: value.key,
-                        name: value.name,
-                        data: value.data,
-                    })
+                    .cloned()
                     .collect(),
+                ..registration
             }],
             vm_disks: [(
                 Self::VM.to_owned(),
@@ -335,7 +325,7 @@ impl SimLab {
         let added = "nvidia-update-notes.txt".to_owned();
         fs_err::write(new.join(&added), b"470.99 hotfix")?;
         fs_err::remove_dir_all(&old)?;
-        let relative = new.strip_prefix(&self.dir).unwrap_or(&new).to_path_buf();
+        let relative = portable(new.strip_prefix(&self.dir).unwrap_or(&new));
         self.edit_disks(|disks| {
             for adapter in &mut disks.adapters {
                 adapter.inf_path = "oem43.inf".to_owned();
@@ -350,6 +340,11 @@ impl SimLab {
             added,
         })
     }
+}
+
+/// A relative path with `/`, which Windows reads too (the state file works under wine).
+fn portable(path: &Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {

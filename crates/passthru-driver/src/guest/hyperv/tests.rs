@@ -94,6 +94,24 @@ impl Lab {
         HiveKeys::read(&self.guest(r"Windows\System32\config\SYSTEM")).unwrap()
     }
 
+    /// Runs a sync that dies (as after a power loss) right after the first step `which`
+    /// picks.
+    fn crash_after(&self, which: fn(&GuestStep) -> bool) {
+        let plan = self.plan().unwrap();
+        let index = plan.steps.iter().position(which).unwrap();
+        let crash = ExecOptions {
+            crash: Some(executor::CrashPoint::AfterApply(index)),
+        };
+        assert!(matches!(
+            self.apply(&plan, &crash),
+            Err(ExecError::Crashed(_))
+        ));
+    }
+
+    fn manifest(&self) -> GuestManifest {
+        GuestManifest::from_json(&fs_err::read(self.guest(MANIFEST_PATH)).unwrap()).unwrap()
+    }
+
     fn assert_clean(&self) {
         let disks = self.lab.guest_disks().unwrap();
         assert!(
@@ -268,8 +286,7 @@ fn a_sync_through_the_port_installs_records_and_undoes() {
             crate::testing::NV_PACKAGE
         )))
     );
-    let manifest =
-        GuestManifest::from_json(&fs_err::read(lab.guest(MANIFEST_PATH)).unwrap()).unwrap();
+    let manifest = lab.manifest();
     assert_eq!(manifest.driver_version, SimLab::VERSION);
     let status = compare_with_guest(
         &lab.driver(),
@@ -365,19 +382,7 @@ fn cancelling_rolls_back_and_dismounts() {
 #[test]
 fn a_crash_leaves_what_undo_finishes() {
     let lab = Lab::new();
-    let plan = lab.plan().unwrap();
-    let load = plan
-        .steps
-        .iter()
-        .position(|step| matches!(step, GuestStep::LoadSystemHive { .. }))
-        .unwrap();
-    let crash = ExecOptions {
-        crash: Some(executor::CrashPoint::AfterApply(load)),
-    };
-    assert!(matches!(
-        lab.apply(&plan, &crash),
-        Err(ExecError::Crashed(_))
-    ));
+    lab.crash_after(|step| matches!(step, GuestStep::LoadSystemHive { .. }));
     let disks = lab.lab.guest_disks().unwrap();
     assert_eq!(
         disks.mounted.len(),
@@ -437,8 +442,7 @@ fn a_host_driver_update_copies_only_what_changed() {
     lab.apply(&lab.plan().unwrap(), &ExecOptions::default())
         .unwrap();
     let update = lab.lab.update_driver().unwrap();
-    let manifest =
-        GuestManifest::from_json(&fs_err::read(lab.guest(MANIFEST_PATH)).unwrap()).unwrap();
+    let manifest = lab.manifest();
     let status = compare_with_guest(&lab.driver(), Some(&manifest), None, false).unwrap();
     assert_eq!(status.freshness, Freshness::Stale);
     assert!(
@@ -479,8 +483,7 @@ fn a_host_driver_update_copies_only_what_changed() {
 
     lab.apply(&plan, &ExecOptions::default()).unwrap();
     lab.assert_clean();
-    let manifest =
-        GuestManifest::from_json(&fs_err::read(lab.guest(MANIFEST_PATH)).unwrap()).unwrap();
+    let manifest = lab.manifest();
     let status = compare_with_guest(
         &lab.driver(),
         Some(&manifest),
@@ -504,8 +507,7 @@ fn a_host_driver_update_copies_only_what_changed() {
     ));
     assert!(old.join(update.removed.replace('\\', "/")).is_file());
     assert!(!old.join(&update.added).exists());
-    let manifest =
-        GuestManifest::from_json(&fs_err::read(lab.guest(MANIFEST_PATH)).unwrap()).unwrap();
+    let manifest = lab.manifest();
     assert_eq!(manifest.driver_version, SimLab::VERSION);
     assert!(
         !lab.guest(&format!(
@@ -519,19 +521,7 @@ fn a_host_driver_update_copies_only_what_changed() {
 #[test]
 fn undo_after_a_host_restart_loads_the_hive_itself() {
     let lab = Lab::new();
-    let plan = lab.plan().unwrap();
-    let write = plan
-        .steps
-        .iter()
-        .position(|step| matches!(step, GuestStep::WriteRegistry { .. }))
-        .unwrap();
-    let crash = ExecOptions {
-        crash: Some(executor::CrashPoint::AfterApply(write)),
-    };
-    assert!(matches!(
-        lab.apply(&plan, &crash),
-        Err(ExecError::Crashed(_))
-    ));
+    lab.crash_after(|step| matches!(step, GuestStep::WriteRegistry { .. }));
     // The host restarts: Windows flushed the hive; nothing is mounted or loaded any more.
     lab.lab
         .edit_disks(|disks| {

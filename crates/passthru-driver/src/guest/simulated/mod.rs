@@ -250,7 +250,7 @@ impl GuestDiskSimulator {
                     "DriverDesc": adapter.driver_desc,
                     "ProviderName": adapter.provider_name,
                     "DriverVersion": adapter.driver_version,
-                    "DriverStoreDir": self.paths.resolve(&adapter.driver_store_dir),
+                    "DriverStoreDir": self.paths.resolve(Path::new(&adapter.driver_store_dir)),
                     "CopyToVm": copy,
                 }))
             }

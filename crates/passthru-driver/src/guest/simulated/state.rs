@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::guest::host::BitLocker;
-use crate::package::{CopyToVmKey, RegData};
+use crate::package::AdapterRegistration;
 
 /// The key of this state in `SimState::extensions`.
 pub const EXTENSION: &str = "guestDisks";
@@ -20,8 +20,9 @@ pub const EXTENSION: &str = "guestDisks";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct GuestDisks {
-    /// The host's display adapters with their driver registration.
-    pub adapters: Vec<SimAdapter>,
+    /// The host's display adapters: what their class keys and the driver store say, as the
+    /// registration script reads it (`driver_store_dir` may be relative to the state file).
+    pub adapters: Vec<AdapterRegistration>,
     /// The disks attached to each VM (VM name → disks in controller order).
     pub vm_disks: BTreeMap<String, Vec<SimVmDisk>>,
     /// Virtual disk files (their path as Hyper-V knows it → partitions).
@@ -32,46 +33,6 @@ pub struct GuestDisks {
     pub hives: BTreeMap<String, LoadedHive>,
     /// The next host disk number `Mount-VHD` hands out (disks 0 and 1 are the host's own).
     pub next_disk: u32,
-}
-
-/// A display adapter and what its class key says about its driver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SimAdapter {
-    /// PnP instance id.
-    pub instance_id: String,
-    /// `InfPath` (`oem42.inf`).
-    pub inf_path: String,
-    /// `InfSection`.
-    #[serde(default)]
-    pub inf_section: Option<String>,
-    /// `MatchingDeviceId`.
-    pub matching_device_id: String,
-    /// `DriverDesc`.
-    pub driver_desc: String,
-    /// `ProviderName`.
-    pub provider_name: String,
-    /// `DriverVersion`.
-    #[serde(default)]
-    pub driver_version: Option<String>,
-    /// The package's folder in the host's driver store (relative to the state file, or
-    /// absolute).
-    pub driver_store_dir: PathBuf,
-    /// The `CopyToVm*` values.
-    #[serde(default)]
-    pub copy_to_vm: Vec<SimCopyToVm>,
-}
-
-/// One `CopyToVm*` value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SimCopyToVm {
-    /// Which subkey.
-    pub key: CopyToVmKey,
-    /// Value name.
-    pub name: String,
-    /// Data.
-    pub data: RegData,
 }
 
 /// A disk attached to a VM.
