@@ -112,6 +112,23 @@ impl Lab {
         GuestManifest::from_json(&fs_err::read(self.guest(MANIFEST_PATH)).unwrap()).unwrap()
     }
 
+    /// The guest's files and record match the host's driver, content included.
+    fn assert_up_to_date(&self, manifest: &GuestManifest) {
+        let status = compare_with_guest(
+            &self.driver(),
+            Some(manifest),
+            Some(&self.lab.guest_root()),
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            status.freshness,
+            Freshness::UpToDate,
+            "{:?}",
+            status.reasons
+        );
+    }
+
     fn assert_clean(&self) {
         let disks = self.lab.guest_disks().unwrap();
         assert!(
@@ -288,19 +305,7 @@ fn a_sync_through_the_port_installs_records_and_undoes() {
     );
     let manifest = lab.manifest();
     assert_eq!(manifest.driver_version, SimLab::VERSION);
-    let status = compare_with_guest(
-        &lab.driver(),
-        Some(&manifest),
-        Some(&lab.lab.guest_root()),
-        true,
-    )
-    .unwrap();
-    assert_eq!(
-        status.freshness,
-        Freshness::UpToDate,
-        "{:?}",
-        status.reasons
-    );
+    lab.assert_up_to_date(&manifest);
 
     assert!(
         lab.plan().unwrap().steps.is_empty(),
@@ -484,19 +489,7 @@ fn a_host_driver_update_copies_only_what_changed() {
     lab.apply(&plan, &ExecOptions::default()).unwrap();
     lab.assert_clean();
     let manifest = lab.manifest();
-    let status = compare_with_guest(
-        &lab.driver(),
-        Some(&manifest),
-        Some(&lab.lab.guest_root()),
-        true,
-    )
-    .unwrap();
-    assert_eq!(
-        status.freshness,
-        Freshness::UpToDate,
-        "{:?}",
-        status.reasons
-    );
+    lab.assert_up_to_date(&manifest);
 
     // Undo puts the previous version back under its own name.
     lab.undo_last();
