@@ -246,6 +246,20 @@ impl SimLab {
             .join("host/Windows/System32/DriverStore/FileRepository")
     }
 
+    /// A connection to the lab's simulated host, as each passthru command makes one.
+    pub fn host(&self) -> crate::guest::hyperv::HyperVGuestHost {
+        let state = self.state_file();
+        let simulator = passthru_hyperv::sim::Simulator::open(&state)
+            .expect("the lab's state file")
+            .with_extension(Box::new(
+                crate::guest::simulated::GuestDiskSimulator::for_state_file(&state),
+            ));
+        crate::guest::hyperv::HyperVGuestHost::new(passthru_hyperv::client::HyperVHost::new(
+            Box::new(simulator),
+            None,
+        ))
+    }
+
     /// The state as JSON.
     pub fn state(&self) -> io::Result<Value> {
         serde_json::from_slice(&fs_err::read(self.state_file())?).map_err(io::Error::other)

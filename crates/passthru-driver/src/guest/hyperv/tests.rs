@@ -34,13 +34,8 @@ impl Lab {
         Self { temp, lab }
     }
 
-    /// A fresh connection, as each passthru command makes one.
     fn host(&self) -> HyperVGuestHost {
-        let state = self.lab.state_file();
-        let simulator = Simulator::open(&state)
-            .unwrap()
-            .with_extension(Box::new(GuestDiskSimulator::for_state_file(&state)));
-        HyperVGuestHost::new(HyperVHost::new(Box::new(simulator), None))
+        self.lab.host()
     }
 
     fn driver(&self) -> ResolvedDriver {

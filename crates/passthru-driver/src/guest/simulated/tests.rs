@@ -1,22 +1,12 @@
 //! The simulator's own rules: what it handles, and the refusals the end-to-end tests do not
 //! reach.
 
-use passthru_hyperv::client::HyperVHost;
-use passthru_hyperv::sim::{Extension, Simulator};
+use passthru_hyperv::sim::Extension;
 
 use super::*;
 use crate::guest::host::GuestHost;
-use crate::guest::hyperv::HyperVGuestHost;
 use crate::guest::planner::HIVE_MOUNT;
 use crate::testing::lab::SimLab;
-
-fn connect(lab: &SimLab) -> HyperVGuestHost {
-    let state = lab.state_file();
-    let simulator = Simulator::open(&state)
-        .unwrap()
-        .with_extension(Box::new(GuestDiskSimulator::for_state_file(&state)));
-    HyperVGuestHost::new(HyperVHost::new(Box::new(simulator), None))
-}
 
 #[test]
 fn leaves_vm_power_to_the_hyperv_side() {
@@ -31,7 +21,7 @@ fn leaves_vm_power_to_the_hyperv_side() {
 fn a_loaded_hive_keeps_its_disk_and_a_foreign_file_is_no_hive() {
     let temp = tempfile::tempdir().unwrap();
     let lab = SimLab::build(temp.path()).unwrap();
-    let mut host = connect(&lab);
+    let mut host = lab.host();
     let disk = host.mount_vhd(SimLab::SYSTEM_VHD).unwrap();
     let root = host.access_path(disk, 3).unwrap();
     let hive = root.join("Windows/System32/config/SYSTEM");
@@ -68,7 +58,7 @@ fn injected_faults_hit_guest_commands_too() {
         state["faults"] = serde_json::json!([{"cmdlet": "Mount-VHD", "skip": 1}]);
     })
     .unwrap();
-    let mut host = connect(&lab);
+    let mut host = lab.host();
     host.mount_vhd(SimLab::DATA_VHD).unwrap();
     let error = host.mount_vhd(SimLab::SYSTEM_VHD).unwrap_err();
     assert!(error.message.contains("injected fault"), "{error}");
