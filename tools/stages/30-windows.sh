@@ -1,6 +1,7 @@
 # Windows build: cross-compile passthru for x86_64-pc-windows-gnu, lint it for that target, and
 # run the .exe under wine: --help, `survey --from` the Windows snapshots, the simulated Hyper-V
-# end to end (assign, undo), and a clean error where no Hyper-V/PowerShell is present.
+# end to end (assign, undo; driver status, sync --dry-run, sync, undo on a simulated guest
+# disk), and a clean error where no Hyper-V/PowerShell is present.
 # Real Hyper-V cannot run here; docs/hyperv-proof.md says what this does and does not prove.
 set -euo pipefail
 source tools/lib.sh
@@ -18,6 +19,8 @@ wine=/usr/lib/wine/wine64
 [ -x "$wine" ] || { echo "skip: $wine is missing"; exit 77; }
 
 cargo clippy --locked --target "$target" -p passthru-hyperv -p passthru --all-targets -- -D warnings
+# The driver crate's own tests use Unix permissions; its library is what the .exe runs.
+cargo clippy --locked --target "$target" -p passthru-driver --lib --features testing -- -D warnings
 cargo build --locked --target "$target" -p passthru
 
 work=$(mktemp -d)
@@ -28,6 +31,9 @@ x86_64-w64-mingw32-gcc -shared -O2 -o "$work/bcryptprimitives.dll" \
   tools/wine/bcryptprimitives.c tools/wine/bcryptprimitives.def -ladvapi32
 cp "target/$target/debug/passthru.exe" fixtures/hyperv/snapshots/*.json "$work/"
 cp fixtures/hyperv/simulator/server-dda.state.json "$work/state.json"
+# A simulated host for `passthru driver` (its paths are relative to its state file, so the
+# .exe finds them through wine's Z: drive): built natively, used by the .exe.
+cargo run --locked -q -p passthru-driver --features testing --example driver_sim_lab -- "$work/lab"
 export WINEPREFIX="$work/prefix" WINEDEBUG=-all
 unset PASSTHRU_HYPERV_SIMULATOR PASSTHRU_ROOT PASSTHRU_JOURNAL_DIR
 
@@ -61,6 +67,12 @@ check "simulated DDA assign" 0 "Done." -- --journal-dir journal assign "1080 Ti"
 check "simulated survey after assign" 0 "in VM 'StorageServer'" -- survey "1080 Ti"
 check "undo through the journal" 0 "Undone:" -- --journal-dir journal undo
 check "journal" 0 "undone" -- --journal-dir journal journal
+export PASSTHRU_HYPERV_SIMULATOR=lab/state.json
+check "driver status before any sync" 1 "not installed" -- --journal-dir journal-driver driver status --vm exampleName
+check "driver sync --dry-run" 0 "Dry run: nothing was changed." -- driver sync --vm exampleName --dry-run
+check "driver sync onto the simulated disk" 0 "Done:" -- --journal-dir journal-driver driver sync --vm exampleName
+check "driver status --verify after the sync" 0 "up to date" -- --journal-dir journal-driver driver status --vm exampleName --verify
+check "undo the driver sync" 0 "Undone:" -- --journal-dir journal-driver undo
 unset PASSTHRU_HYPERV_SIMULATOR
 
 if [ "$failures" -ne 0 ]; then

@@ -8,5 +8,5 @@ pub mod inf;
 pub mod package;
 pub mod sync;
 
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

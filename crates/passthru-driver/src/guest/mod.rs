@@ -20,11 +20,14 @@
 //! Everything Windows-specific goes through the [`GuestHost`] port; [`powershell`] has the
 //! scripts and an implementation over any PowerShell runner, [`fake`] a simulated host.
 
+pub mod adopt;
 pub mod fake;
 pub mod host;
+pub mod hyperv;
 pub mod manifest;
 pub mod planner;
 pub mod powershell;
+pub mod simulated;
 pub mod status;
 pub mod steps;
 

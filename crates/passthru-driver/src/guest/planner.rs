@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use passthru_core::plan::Plan;
 
+use super::adopt;
 use super::host::{GuestHost, RegKey};
 use super::manifest::{GuestManifest, MANIFEST_PATH, ManifestValue};
 use super::steps::{
@@ -14,7 +15,7 @@ use super::steps::{
 use super::{GuestError, SYSTEM_HIVE, SystemVolume, with_system_volume};
 use crate::guest_path::GuestPath;
 use crate::package::{RegData, ResolvedDriver, Vendor};
-use crate::sync::{self, SyncJob};
+use crate::sync::{self, FileToSync, SyncJob};
 
 /// Where the guest's SYSTEM hive is loaded while passthru edits it.
 pub const HIVE_MOUNT: &str = "PASSTHRU_GUEST_SYSTEM";
@@ -88,21 +89,38 @@ fn plan_on_volume(
         .as_deref()
         .and_then(|text| GuestManifest::from_json(text.as_bytes()).ok());
 
-    // Files.
+    // Files, compared with the previous version's folders where the new ones start from them.
+    let adoptions = old_manifest
+        .as_ref()
+        .map(|old| adopt::adoptions(old, driver, root))
+        .unwrap_or_default();
+    let renamed = |relative: &std::path::Path| {
+        adopt::before(&GuestPath::new(&sync::relative_key(relative)), &adoptions).to_relative()
+    };
     let job = SyncJob {
         dest_root: root.clone(),
-        files: driver.package_sync_files(),
-        managed_dirs: driver.managed_dirs(),
+        files: driver
+            .package_sync_files()
+            .into_iter()
+            .map(|file| FileToSync {
+                dest: renamed(&file.dest),
+                source: file.source,
+            })
+            .collect(),
+        managed_dirs: driver.managed_dirs().iter().map(|d| renamed(d)).collect(),
         backup_dir: Some(backup.on(root)),
         state_file: Some(GuestPath::new(super::steps::STATE_FILE).on(root)),
     };
     let compared = sync::plan(&job, &sync_options(known_hashes(root)))?;
+    let in_guest = |relative: &std::path::Path| {
+        adopt::after(&GuestPath::new(&sync::relative_key(relative)), &adoptions)
+    };
     let files = compared
         .files
         .iter()
         .map(|file| PlannedGuestFile {
             source: file.source.clone(),
-            dest: GuestPath::new(&sync::relative_key(&file.dest)),
+            dest: in_guest(&file.dest),
             size: file.size,
             action: file.action,
         })
@@ -110,7 +128,7 @@ fn plan_on_volume(
     let removals = compared
         .removals
         .iter()
-        .map(|r| GuestPath::new(&sync::relative_key(&r.dest)))
+        .map(|r| in_guest(&r.dest))
         .collect();
     let managed: Vec<GuestPath> = driver
         .packages
@@ -136,7 +154,7 @@ fn plan_on_volume(
             .map(|p| RetiredPackage {
                 dir: GuestPath::host_driver_store_package(&p.name),
             })
-            .filter(|p| p.dir.on(root).exists())
+            .filter(|p| p.dir.on(root).exists() && !adoptions.iter().any(|a| a.from == p.dir))
             .collect();
         if !retired.is_empty() {
             plan.steps.push(GuestStep::RetirePackages {
@@ -146,12 +164,20 @@ fn plan_on_volume(
             });
         }
     }
+    for adoption in &adoptions {
+        plan.steps.push(GuestStep::AdoptPackage {
+            volume: volume_ref.clone(),
+            from: adoption.from.clone(),
+            to: adoption.to.clone(),
+        });
+    }
     plan.steps.push(GuestStep::SyncPackages(PackageSync {
         volume: volume_ref.clone(),
         files,
         removals,
         managed,
         backup: backup.clone(),
+        adopted: adoptions,
     }));
 
     // System32 / SysWOW64.
@@ -218,6 +244,7 @@ fn plan_on_volume(
                     key,
                     created,
                     values,
+                    volume: Some(volume_ref.clone()),
                 });
             }
             plan.steps.push(GuestStep::UnloadSystemHive {

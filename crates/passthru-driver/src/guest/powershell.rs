@@ -10,17 +10,195 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::host::{BitLocker, GuestHost, GuestVolume, HostError, RegKey, VmDisk, VmState};
 use crate::package::{AdapterRegistration, CopyToVmKey, CopyToVmValue, RegData};
 
-/// Runs one script in Windows PowerShell 5.1 and returns what it printed. A script that throws
-/// is an `Err` whose `operation` is the one given and whose message is PowerShell's.
+/// Runs one request's script in Windows PowerShell 5.1 and returns what it printed. A script
+/// that throws is an `Err` whose `operation` is [`GuestRequest::operation`] and whose message
+/// is PowerShell's.
 pub trait ScriptRunner {
-    /// Runs `script`; `operation` describes it for error messages.
-    fn run(&mut self, operation: &str, script: &str) -> Result<String, HostError>;
+    /// Runs `request.script()`. The request itself travels along so that a runner can name the
+    /// operation and a simulated host can carry it out ([`GuestRequest`] is serializable).
+    fn run(&mut self, request: &GuestRequest) -> Result<String, HostError>;
+}
+
+/// One operation on the Windows host, with its parameters: what each script does, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "kebab-case")]
+pub enum GuestRequest {
+    /// [`vm_state`].
+    VmState {
+        /// VM name.
+        vm: String,
+    },
+    /// [`stop_vm`].
+    StopVm {
+        /// VM name.
+        vm: String,
+    },
+    /// [`start_vm`].
+    StartVm {
+        /// VM name.
+        vm: String,
+    },
+    /// [`vm_disks`].
+    VmDisks {
+        /// VM name.
+        vm: String,
+    },
+    /// [`mounted_disk`].
+    MountedDisk {
+        /// Virtual disk file.
+        vhd: String,
+    },
+    /// [`mount_vhd`].
+    MountVhd {
+        /// Virtual disk file.
+        vhd: String,
+    },
+    /// [`dismount_vhd`].
+    DismountVhd {
+        /// Virtual disk file.
+        vhd: String,
+    },
+    /// [`volumes`].
+    Volumes {
+        /// Host disk number.
+        disk: u32,
+    },
+    /// [`access_path`].
+    AccessPath {
+        /// Host disk number.
+        disk: u32,
+        /// Partition number.
+        partition: u32,
+    },
+    /// [`load_hive`].
+    LoadHive {
+        /// The hive file on the host.
+        file: PathBuf,
+        /// Mount name below HKLM.
+        mount: String,
+    },
+    /// [`unload_hive`].
+    UnloadHive {
+        /// Mount name below HKLM.
+        mount: String,
+    },
+    /// [`key_exists`].
+    KeyExists {
+        /// The key.
+        key: RegKey,
+    },
+    /// [`read_value`].
+    ReadValue {
+        /// The key.
+        key: RegKey,
+        /// Value name.
+        name: String,
+    },
+    /// [`write_value`].
+    WriteValue {
+        /// The key.
+        key: RegKey,
+        /// Value name.
+        name: String,
+        /// Data with its type.
+        data: RegData,
+    },
+    /// [`delete_value`].
+    DeleteValue {
+        /// The key.
+        key: RegKey,
+        /// Value name.
+        name: String,
+    },
+    /// [`delete_key`].
+    DeleteKey {
+        /// The key.
+        key: RegKey,
+    },
+    /// [`adapter_registration`].
+    AdapterRegistration {
+        /// The GPU's PnP instance id.
+        instance_id: String,
+    },
+}
+
+impl GuestRequest {
+    /// The PowerShell that carries the request out.
+    pub fn script(&self) -> String {
+        match self {
+            Self::VmState { vm } => vm_state(vm),
+            Self::StopVm { vm } => stop_vm(vm),
+            Self::StartVm { vm } => start_vm(vm),
+            Self::VmDisks { vm } => vm_disks(vm),
+            Self::MountedDisk { vhd } => mounted_disk(vhd),
+            Self::MountVhd { vhd } => mount_vhd(vhd),
+            Self::DismountVhd { vhd } => dismount_vhd(vhd),
+            Self::Volumes { disk } => volumes(*disk),
+            Self::AccessPath { disk, partition } => access_path(*disk, *partition),
+            Self::LoadHive { file, mount } => load_hive(file, mount),
+            Self::UnloadHive { mount } => unload_hive(mount),
+            Self::KeyExists { key } => key_exists(key),
+            Self::ReadValue { key, name } => read_value(key, name),
+            Self::WriteValue { key, name, data } => write_value(key, name, data),
+            Self::DeleteValue { key, name } => delete_value(key, name),
+            Self::DeleteKey { key } => delete_key(key),
+            Self::AdapterRegistration { instance_id } => adapter_registration(instance_id),
+        }
+    }
+
+    /// What it does, for error messages (`Mount-VHD 'D:\VMs\a.vhdx'`).
+    pub fn operation(&self) -> String {
+        match self {
+            Self::VmState { vm } => format!("Get-VM '{vm}'"),
+            Self::StopVm { vm } => format!("Stop-VM '{vm}'"),
+            Self::StartVm { vm } => format!("Start-VM '{vm}'"),
+            Self::VmDisks { vm } => format!("Get-VMHardDiskDrive '{vm}'"),
+            Self::MountedDisk { vhd } => format!("Get-VHD '{vhd}'"),
+            Self::MountVhd { vhd } => format!("Mount-VHD '{vhd}'"),
+            Self::DismountVhd { vhd } => format!("Dismount-VHD '{vhd}'"),
+            Self::Volumes { disk } => format!("Get-Partition -DiskNumber {disk}"),
+            Self::AccessPath { disk, partition } => {
+                format!("Add-PartitionAccessPath -DiskNumber {disk} -PartitionNumber {partition}")
+            }
+            Self::LoadHive { mount, .. } => format!("reg load HKLM\\{mount}"),
+            Self::UnloadHive { mount } => format!("reg unload HKLM\\{mount}"),
+            Self::KeyExists { key } => format!("open {key}"),
+            Self::ReadValue { key, name } => format!("read {key}\\{name}"),
+            Self::WriteValue { key, name, .. } => format!("write {key}\\{name}"),
+            Self::DeleteValue { key, name } => format!("delete {key}\\{name}"),
+            Self::DeleteKey { key } => format!("delete {key}"),
+            Self::AdapterRegistration { .. } => "read the GPU's driver registration".to_owned(),
+        }
+    }
+
+    /// The command that does the work (`Mount-VHD`, `reg load`), as fault injection and error
+    /// explanations name it.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Self::VmState { .. } => "Get-VM",
+            Self::StopVm { .. } => "Stop-VM",
+            Self::StartVm { .. } => "Start-VM",
+            Self::VmDisks { .. } => "Get-VMHardDiskDrive",
+            Self::MountedDisk { .. } => "Get-VHD",
+            Self::MountVhd { .. } => "Mount-VHD",
+            Self::DismountVhd { .. } => "Dismount-VHD",
+            Self::Volumes { .. } => "Get-Partition",
+            Self::AccessPath { .. } => "Add-PartitionAccessPath",
+            Self::LoadHive { .. } => "reg load",
+            Self::UnloadHive { .. } => "reg unload",
+            Self::KeyExists { .. } | Self::ReadValue { .. } => "OpenSubKey",
+            Self::WriteValue { .. } => "SetValue",
+            Self::DeleteValue { .. } => "DeleteValue",
+            Self::DeleteKey { .. } => "DeleteSubKeyTree",
+            Self::AdapterRegistration { .. } => "Get-WindowsDriver",
+        }
+    }
 }
 
 /// A PowerShell single-quoted string literal.
@@ -43,11 +221,15 @@ pub fn vm_state(vm: &str) -> String {
 }
 
 /// A clean shutdown through the guest, then waits (5 minutes at most) until the VM is off.
+/// `-Force` is needed: without it Hyper-V refuses to shut down a guest whose screen is locked
+/// or has a user logged on ("the machine is locked and cannot be shut down without the force
+/// option", `Msvm_ShutdownComponent.InitiateShutdown` 32781), and a non-interactive session
+/// cannot answer a prompt. The guest still shuts down cleanly.
 pub fn stop_vm(vm: &str) -> String {
     let vm = quote(vm);
     script(&format!(
         r#"
-Stop-VM -Name {vm} -Confirm:$false
+Stop-VM -Name {vm} -Force
 $deadline = (Get-Date).AddMinutes(5)
 while ((Get-VM -Name {vm}).State -ne 'Off') {{
     if ((Get-Date) -gt $deadline) {{ throw "the VM did not turn off within 5 minutes; shut it down from inside and try again" }}
@@ -426,21 +608,43 @@ impl<R: ScriptRunner> PowerShellGuestHost<R> {
         self.runner
     }
 
+    /// The runner.
+    pub fn runner_mut(&mut self) -> &mut R {
+        &mut self.runner
+    }
+
+    /// Runs a request whose answer does not matter.
+    fn act(&mut self, request: GuestRequest) -> Result<(), HostError> {
+        self.runner.run(&request).map(drop)
+    }
+
+    /// Runs a request and reads its one JSON answer.
     fn json<T: for<'de> Deserialize<'de>>(
         &mut self,
-        operation: &str,
-        script: &str,
+        request: GuestRequest,
     ) -> Result<T, HostError> {
-        let output = self.runner.run(operation, script)?;
+        let output = self.runner.run(&request)?;
         serde_json::from_str(output.trim()).map_err(|error| {
             HostError::new(
-                operation,
+                request.operation(),
                 format!(
                     "PowerShell printed something passthru cannot read ({error}): {}",
                     output.trim()
                 ),
             )
         })
+    }
+
+    /// Reads what [`crate::package::resolve`] needs about the host GPU with PnP instance id
+    /// `instance_id` ([`adapter_registration`]).
+    pub fn adapter_registration(
+        &mut self,
+        instance_id: &str,
+    ) -> Result<AdapterRegistration, HostError> {
+        let output = self.runner.run(&GuestRequest::AdapterRegistration {
+            instance_id: instance_id.to_owned(),
+        })?;
+        parse_adapter_registration(&output)
     }
 }
 
@@ -548,25 +752,20 @@ fn reg_data(operation: &str, kind: &str, data: &Value) -> Result<RegData, HostEr
 
 impl<R: ScriptRunner> GuestHost for PowerShellGuestHost<R> {
     fn vm_state(&mut self, vm: &str) -> Result<VmState, HostError> {
-        let answer: StateAnswer = self.json(&format!("Get-VM '{vm}'"), &vm_state(vm))?;
+        let answer: StateAnswer = self.json(GuestRequest::VmState { vm: vm.to_owned() })?;
         Ok(VmState::from_text(&answer.state))
     }
 
     fn stop_vm(&mut self, vm: &str) -> Result<(), HostError> {
-        self.runner
-            .run(&format!("Stop-VM '{vm}'"), &stop_vm(vm))
-            .map(drop)
+        self.act(GuestRequest::StopVm { vm: vm.to_owned() })
     }
 
     fn start_vm(&mut self, vm: &str) -> Result<(), HostError> {
-        self.runner
-            .run(&format!("Start-VM '{vm}'"), &start_vm(vm))
-            .map(drop)
+        self.act(GuestRequest::StartVm { vm: vm.to_owned() })
     }
 
     fn vm_disks(&mut self, vm: &str) -> Result<Vec<VmDisk>, HostError> {
-        let answers: Vec<DiskAnswer> =
-            self.json(&format!("Get-VMHardDiskDrive '{vm}'"), &vm_disks(vm))?;
+        let answers: Vec<DiskAnswer> = self.json(GuestRequest::VmDisks { vm: vm.to_owned() })?;
         Ok(answers
             .into_iter()
             .map(|disk| VmDisk {
@@ -578,24 +777,27 @@ impl<R: ScriptRunner> GuestHost for PowerShellGuestHost<R> {
     }
 
     fn mounted_disk(&mut self, vhd: &str) -> Result<Option<u32>, HostError> {
-        let answer: VhdAnswer = self.json(&format!("Get-VHD '{vhd}'"), &mounted_disk(vhd))?;
+        let answer: VhdAnswer = self.json(GuestRequest::MountedDisk {
+            vhd: vhd.to_owned(),
+        })?;
         Ok(answer.disk_number.filter(|_| answer.attached))
     }
 
     fn mount_vhd(&mut self, vhd: &str) -> Result<u32, HostError> {
-        let answer: MountAnswer = self.json(&format!("Mount-VHD '{vhd}'"), &mount_vhd(vhd))?;
+        let answer: MountAnswer = self.json(GuestRequest::MountVhd {
+            vhd: vhd.to_owned(),
+        })?;
         Ok(answer.disk_number)
     }
 
     fn dismount_vhd(&mut self, vhd: &str) -> Result<(), HostError> {
-        self.runner
-            .run(&format!("Dismount-VHD '{vhd}'"), &dismount_vhd(vhd))
-            .map(drop)
+        self.act(GuestRequest::DismountVhd {
+            vhd: vhd.to_owned(),
+        })
     }
 
     fn volumes(&mut self, disk: u32) -> Result<Vec<GuestVolume>, HostError> {
-        let answers: Vec<VolumeAnswer> =
-            self.json(&format!("Get-Partition -DiskNumber {disk}"), &volumes(disk))?;
+        let answers: Vec<VolumeAnswer> = self.json(GuestRequest::Volumes { disk })?;
         Ok(answers
             .into_iter()
             .map(|v| GuestVolume {
@@ -614,32 +816,35 @@ impl<R: ScriptRunner> GuestHost for PowerShellGuestHost<R> {
     }
 
     fn access_path(&mut self, disk: u32, partition: u32) -> Result<PathBuf, HostError> {
-        let operation =
-            format!("Add-PartitionAccessPath -DiskNumber {disk} -PartitionNumber {partition}");
-        let answer: PathAnswer = self.json(&operation, &access_path(disk, partition))?;
+        let answer: PathAnswer = self.json(GuestRequest::AccessPath { disk, partition })?;
         Ok(PathBuf::from(answer.access_path))
     }
 
     fn load_hive(&mut self, file: &Path, mount: &str) -> Result<(), HostError> {
-        self.runner
-            .run(&format!("reg load HKLM\\{mount}"), &load_hive(file, mount))
-            .map(drop)
+        self.act(GuestRequest::LoadHive {
+            file: file.to_path_buf(),
+            mount: mount.to_owned(),
+        })
     }
 
     fn unload_hive(&mut self, mount: &str) -> Result<(), HostError> {
-        self.runner
-            .run(&format!("reg unload HKLM\\{mount}"), &unload_hive(mount))
-            .map(drop)
+        self.act(GuestRequest::UnloadHive {
+            mount: mount.to_owned(),
+        })
     }
 
     fn key_exists(&mut self, key: &RegKey) -> Result<bool, HostError> {
-        let answer: ExistsAnswer = self.json(&format!("open {key}"), &key_exists(key))?;
+        let answer: ExistsAnswer = self.json(GuestRequest::KeyExists { key: key.clone() })?;
         Ok(answer.exists)
     }
 
     fn read_value(&mut self, key: &RegKey, name: &str) -> Result<Option<RegData>, HostError> {
-        let operation = format!("read {key}\\{name}");
-        let answer: ValueAnswer = self.json(&operation, &read_value(key, name))?;
+        let request = GuestRequest::ReadValue {
+            key: key.clone(),
+            name: name.to_owned(),
+        };
+        let operation = request.operation();
+        let answer: ValueAnswer = self.json(request)?;
         match answer.kind {
             None => Ok(None),
             Some(kind) => reg_data(&operation, &kind, &answer.data).map(Some),
@@ -647,24 +852,22 @@ impl<R: ScriptRunner> GuestHost for PowerShellGuestHost<R> {
     }
 
     fn write_value(&mut self, key: &RegKey, name: &str, data: &RegData) -> Result<(), HostError> {
-        self.runner
-            .run(
-                &format!("write {key}\\{name}"),
-                &write_value(key, name, data),
-            )
-            .map(drop)
+        self.act(GuestRequest::WriteValue {
+            key: key.clone(),
+            name: name.to_owned(),
+            data: data.clone(),
+        })
     }
 
     fn delete_value(&mut self, key: &RegKey, name: &str) -> Result<(), HostError> {
-        self.runner
-            .run(&format!("delete {key}\\{name}"), &delete_value(key, name))
-            .map(drop)
+        self.act(GuestRequest::DeleteValue {
+            key: key.clone(),
+            name: name.to_owned(),
+        })
     }
 
     fn delete_key(&mut self, key: &RegKey) -> Result<(), HostError> {
-        self.runner
-            .run(&format!("delete {key}"), &delete_key(key))
-            .map(drop)
+        self.act(GuestRequest::DeleteKey { key: key.clone() })
     }
 }
 

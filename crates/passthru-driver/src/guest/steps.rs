@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use passthru_core::plan::{Step, StepError, StepView};
 use serde::{Deserialize, Serialize};
 
+use super::adopt::Adoption;
 use super::host::{GuestHost, HostError, RegKey, VmState};
 use super::manifest::{
     GuestManifest, MANIFEST_SCHEMA, ManifestFile, ManifestPackage, ManifestValue,
@@ -28,6 +30,7 @@ pub struct GuestSession {
     progress: Option<ProgressObserver>,
     installed: BTreeMap<String, ManifestFile>,
     manifest: Option<GuestManifest>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for GuestSession {
@@ -48,7 +51,20 @@ impl GuestSession {
             progress: None,
             installed: BTreeMap::new(),
             manifest: None,
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Stops the run when `cancel` is set (Ctrl-C): a copy in progress stops after the files
+    /// being written, and no further step starts except the ones that clean up (unloading the
+    /// hive, dismounting), so the executor's rollback can put the guest back as it was.
+    pub fn with_cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     /// Reports copy progress (bytes, files, throughput) to `observer`.
@@ -121,6 +137,10 @@ pub struct PackageSync {
     pub managed: Vec<GuestPath>,
     /// Where replaced and removed files are kept for undo.
     pub backup: GuestPath,
+    /// Folders of the previous version renamed to the new names before this step
+    /// ([`super::adopt`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<Adoption>,
 }
 
 /// A package folder from an earlier sync that the new driver does not use.
@@ -198,6 +218,16 @@ pub enum GuestStep {
         /// Backup folder.
         backup: GuestPath,
     },
+    /// Rename the previous version's package folder to the new version's name, so that only
+    /// the files that differ are copied ([`super::adopt`]).
+    AdoptPackage {
+        /// The guest's system volume.
+        volume: VolumeRef,
+        /// The previous version's folder.
+        from: GuestPath,
+        /// The new version's folder.
+        to: GuestPath,
+    },
     /// Sync the packages.
     SyncPackages(PackageSync),
     /// Copy files into System32/SysWOW64.
@@ -224,6 +254,10 @@ pub enum GuestStep {
         created: bool,
         /// The values.
         values: Vec<ValueChange>,
+        /// The volume whose SYSTEM hive it is, so undo can load the hive itself when it is not
+        /// loaded (after a host reboot, say). Journals written before this field lack it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        volume: Option<VolumeRef>,
     },
     /// Unload the hive.
     UnloadSystemHive {
@@ -313,6 +347,11 @@ impl Step for GuestStep {
                 }
                 view
             }
+            Self::AdoptPackage { from, to, .. } => StepView::new(format!(
+                "Start the new package folder from the previous version's `{}` (only changed files are copied)",
+                from.file_name()
+            ))
+            .action(format!("rename {from} -> {}", to.file_name())),
             Self::SyncPackages(sync) => sync_view(sync),
             Self::PromoteFiles { files, .. } => {
                 let mut view = StepView::new(format!(
@@ -337,6 +376,7 @@ impl Step for GuestStep {
                 key,
                 created,
                 values,
+                ..
             } => {
                 let mut view = StepView::new(format!(
                     "{} {key}",
@@ -370,6 +410,13 @@ impl Step for GuestStep {
     }
 
     fn apply(&self, session: &mut GuestSession) -> Result<(), StepError> {
+        let cleanup = matches!(
+            self,
+            Self::UnloadSystemHive { .. } | Self::DismountSystemDisk { .. }
+        );
+        if session.cancelled() && !cleanup {
+            return Err(StepError::new("interrupted (Ctrl-C) before this step"));
+        }
         match self {
             Self::ShutDownVm { vm } => session.host.stop_vm(vm).map_err(host_failed),
             Self::MountSystemDisk { vhd, partition, .. } => mount(session, vhd, *partition),
@@ -395,6 +442,10 @@ impl Step for GuestStep {
                     fs_err::rename(&from, &to).map_err(io_failed)?;
                 }
                 Ok(())
+            }
+            Self::AdoptPackage { volume, from, to } => {
+                let root = session.root_for(volume)?;
+                rename_folder(&from.on(&root), &to.on(&root)).map_err(io_failed)
             }
             Self::SyncPackages(plan) => apply_sync(session, plan),
             Self::PromoteFiles {
@@ -508,10 +559,17 @@ impl Step for GuestStep {
                     let kept = backup.join(package.dir.as_str()).on(&root);
                     let home = package.dir.on(&root);
                     if kept.exists() && !home.exists() {
+                        if let Some(parent) = home.parent() {
+                            fs_err::create_dir_all(parent).map_err(io_failed)?;
+                        }
                         fs_err::rename(&kept, &home).map_err(io_failed)?;
                     }
                 }
-                Ok(())
+                prune_empty_dirs(&root, backup).map_err(io_failed)
+            }
+            Self::AdoptPackage { volume, from, to } => {
+                let root = session.root_for(volume)?;
+                rename_folder(&to.on(&root), &from.on(&root)).map_err(io_failed)
             }
             Self::SyncPackages(plan) => undo_sync(session, plan),
             Self::PromoteFiles {
@@ -523,7 +581,7 @@ impl Step for GuestStep {
                 for file in files {
                     restore_file(&root, &file.target, backup, file.existed).map_err(io_failed)?;
                 }
-                Ok(())
+                prune_empty_dirs(&root, backup).map_err(io_failed)
             }
             Self::LoadSystemHive { mount, .. } => {
                 if session
@@ -550,23 +608,30 @@ impl Step for GuestStep {
                 key,
                 created,
                 values,
+                volume,
             } => {
-                let mount = RegKey(key.0.split('\\').next().unwrap_or("").to_owned());
-                if !session.host.key_exists(&mount).map_err(host_failed)? {
-                    // The hive was never loaded, so nothing was written.
-                    return Ok(());
+                let mount = key.0.split('\\').next().unwrap_or("").to_owned();
+                if session
+                    .host
+                    .key_exists(&RegKey(mount.clone()))
+                    .map_err(host_failed)?
+                {
+                    return restore_values(session, key, *created, values);
                 }
-                if *created {
-                    return session.host.delete_key(key).map_err(host_failed);
-                }
-                for value in values {
-                    match &value.before {
-                        Some(before) => session.host.write_value(key, &value.name, before),
-                        None => session.host.delete_value(key, &value.name),
-                    }
-                    .map_err(host_failed)?;
-                }
-                Ok(())
+                // This step ran, so the hive was loaded then; it is not now because the run
+                // unloaded it and reloading failed, or the host restarted. Load it for the
+                // restore, rather than leave the values written.
+                let Some(volume) = volume else {
+                    return Err(StepError::new(format!(
+                        "the guest's SYSTEM hive is not loaded as HKLM\\{mount}, so {key} cannot be restored"
+                    ))
+                    .with_help("run `passthru undo` again once the VM is off and its disk can be mounted"));
+                };
+                let file = GuestPath::new(SYSTEM_HIVE).on(&session.root_for(volume)?);
+                session.host.load_hive(&file, &mount).map_err(host_failed)?;
+                let restored = restore_values(session, key, *created, values);
+                let unloaded = session.host.unload_hive(&mount).map_err(host_failed);
+                restored.and(unloaded)
             }
             Self::WriteManifest { volume, before, .. } => {
                 let path =
@@ -583,6 +648,26 @@ impl Step for GuestStep {
             }
         }
     }
+}
+
+/// Puts a key back as it was: deleted if passthru created it, else each value's old data.
+fn restore_values(
+    session: &mut GuestSession,
+    key: &RegKey,
+    created: bool,
+    values: &[ValueChange],
+) -> Result<(), StepError> {
+    if created {
+        return session.host.delete_key(key).map_err(host_failed);
+    }
+    for value in values {
+        match &value.before {
+            Some(before) => session.host.write_value(key, &value.name, before),
+            None => session.host.delete_value(key, &value.name),
+        }
+        .map_err(host_failed)?;
+    }
+    Ok(())
 }
 
 fn sync_view(plan: &PackageSync) -> StepView {
@@ -682,19 +767,25 @@ fn apply_sync(session: &mut GuestSession, plan: &PackageSync) -> Result<(), Step
         backup_dir: Some(plan.backup.on(&root)),
         state_file: Some(GuestPath::new(STATE_FILE).on(&root)),
     };
-    let options = sync_options(known_hashes(&root));
+    let mut known = known_hashes(&root);
+    super::adopt::carry_known(&mut known, &plan.adopted);
+    let options = sync_options(known);
     let sync_plan = sync::plan(&job, &options).map_err(|e| StepError::new(e.to_string()))?;
     let mut silent = |_: &SyncProgress| {};
+    let cancel = Arc::clone(&session.cancel);
     let observer: &mut dyn FnMut(&SyncProgress) = match session.progress.as_mut() {
         Some(observer) => observer.as_mut(),
         None => &mut silent,
     };
-    let report = sync::execute(&sync_plan, &options, observer, &AtomicBool::new(false)).map_err(
-        |error| {
-            StepError::new(error.to_string())
-                .with_help("run the command again: files already copied are not copied again")
-        },
-    )?;
+    // The executor rolls the step back after a failure, so the engine's "run it again to
+    // continue" does not apply here: what was copied is removed again.
+    let report =
+        sync::execute(&sync_plan, &options, observer, &cancel).map_err(|error| match error {
+            sync::SyncError::Interrupted { completed, total } => StepError::new(format!(
+                "interrupted (Ctrl-C) after {completed} of {total} files"
+            )),
+            other => StepError::new(other.to_string()),
+        })?;
     for file in report.files {
         let path = GuestPath::new(&sync::relative_key(&file.dest));
         record(session, path, file.size, file.time, file.hash);
@@ -733,7 +824,48 @@ fn undo_sync(session: &mut GuestSession, plan: &PackageSync) -> Result<(), StepE
     if state.exists() {
         fs_err::remove_file(&state).map_err(io_failed)?;
     }
+    for dir in plan.managed.iter().chain([&plan.backup]) {
+        prune_empty_dirs(&root, dir).map_err(io_failed)?;
+    }
     Ok(())
+}
+
+/// Removes the empty directories at and below `dir`, then its parents while they are empty,
+/// stopping at `Windows\System32`: the folders a sync created, once its undo emptied them.
+fn prune_empty_dirs(root: &Path, dir: &GuestPath) -> io::Result<()> {
+    let full = dir.on(root);
+    if !remove_empty_tree(&full)? {
+        return Ok(());
+    }
+    let stop = GuestPath::new(r"Windows\System32").on(root);
+    let mut parent = full.parent();
+    while let Some(folder) = parent {
+        if folder == stop || !folder.starts_with(&stop) || fs_err::remove_dir(folder).is_err() {
+            break;
+        }
+        parent = folder.parent();
+    }
+    Ok(())
+}
+
+/// Removes `dir` if it holds nothing but empty folders; whether it is gone.
+fn remove_empty_tree(dir: &Path) -> io::Result<bool> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(error) => return Err(error),
+    };
+    let mut empty = true;
+    for entry in entries {
+        let entry = entry?;
+        if !(entry.file_type()?.is_dir() && remove_empty_tree(&entry.path())?) {
+            empty = false;
+        }
+    }
+    if empty {
+        fs_err::remove_dir(dir)?;
+    }
+    Ok(empty)
 }
 
 /// Puts back what was at `path` before: the backup copy when the file existed, nothing when it
@@ -753,9 +885,22 @@ fn restore_file(
             }
             fs_err::rename(&kept, &current)?;
         }
-    } else if current.exists() {
+    } else if fs_err::symlink_metadata(&current).is_ok_and(|meta| meta.is_file()) {
+        // Only a file can be what passthru wrote there; anything else (a folder someone made
+        // in the meantime) is not passthru's to delete.
         make_writable(&current)?;
         fs_err::remove_file(&current)?;
+    }
+    Ok(())
+}
+
+/// Renames a folder unless that already happened (safe to run twice, and after a crash).
+fn rename_folder(from: &Path, to: &Path) -> io::Result<()> {
+    if from.is_dir() && !to.exists() {
+        if let Some(parent) = to.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        fs_err::rename(from, to)?;
     }
     Ok(())
 }
@@ -810,7 +955,8 @@ fn apply_promotions(
     };
     let options = sync_options(known_hashes(&root));
     let plan = sync::plan(&job, &options).map_err(|e| StepError::new(e.to_string()))?;
-    let report = sync::execute(&plan, &options, &mut |_| {}, &AtomicBool::new(false))
+    let cancel = Arc::clone(&session.cancel);
+    let report = sync::execute(&plan, &options, &mut |_| {}, &cancel)
         .map_err(|e| StepError::new(e.to_string()))?;
     for file in report.files {
         let path = GuestPath::new(&sync::relative_key(&file.dest));

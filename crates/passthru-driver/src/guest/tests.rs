@@ -15,7 +15,7 @@ use super::planner::HIVE_MOUNT;
 use super::*;
 use crate::guest_path::GuestPath;
 use crate::package::{self, RegData, ResolvedDriver};
-use crate::test_support::{NV_PACKAGE, nvidia_registration, nvidia_store, write};
+use crate::testing::{NV_PACKAGE, nvidia_registration, nvidia_store, write};
 
 const VM: &str = "Win11 GPU";
 const VHD: &str = r"D:\Hyper-V\Win11 GPU.vhdx";
@@ -255,9 +255,7 @@ fn first_sync_installs_everything_and_cleans_up() {
         .unwrap();
     assert_eq!(
         inf.blake3,
-        blake3::hash(crate::test_support::NV_DISPI)
-            .to_hex()
-            .as_str()
+        blake3::hash(crate::testing::NV_DISPI).to_hex().as_str()
     );
     assert_eq!(manifest.registry.len(), 2 * 5);
     assert!(
@@ -434,7 +432,7 @@ fn plan_for(lab: &Lab, _template: &Plan<GuestStep>) -> Plan<GuestStep> {
 }
 
 #[test]
-fn a_driver_update_retires_the_old_package_and_status_sees_it() {
+fn a_driver_update_starts_from_the_old_package_and_status_sees_it() {
     let lab = Lab::new();
     lab.apply(&lab.plan(lab.driver(), "op1").unwrap()).unwrap();
 
@@ -444,7 +442,7 @@ fn a_driver_update_retires_the_old_package_and_status_sees_it() {
         .with_file_name("nv_dispi.inf_amd64_99aa00bb11cc22dd");
     copy_tree(&lab.package, &new_package);
     write(&new_package.join("nvlddmkm.sys"), b"a newer kernel driver");
-    let inf = String::from_utf8_lossy(crate::test_support::NV_DISPI)
+    let inf = String::from_utf8_lossy(crate::testing::NV_DISPI)
         .replace("27.21.14.7005", "27.21.14.7099")
         .replace("02/26/2021", "03/30/2021");
     write(&new_package.join("nv_dispi.inf"), inf.as_bytes());
@@ -464,11 +462,39 @@ fn a_driver_update_retires_the_old_package_and_status_sees_it() {
     );
 
     let plan = lab.plan(updated.clone(), "op2").unwrap();
-    assert!(step_names(&plan).contains(&"retire-packages".to_owned()));
+    let steps = step_names(&plan);
+    assert!(steps.contains(&"adopt-package".to_owned()), "{steps:?}");
+    assert!(!steps.contains(&"retire-packages".to_owned()), "{steps:?}");
+    // Compared with the old folder: the unchanged files are not copied again.
+    let GuestStep::SyncPackages(sync) = &plan.steps[2] else {
+        panic!("{steps:?}");
+    };
+    let changed: Vec<&str> = sync
+        .files
+        .iter()
+        .filter(|f| matches!(f.action, crate::sync::Action::Replace { .. }))
+        .map(|f| f.dest.file_name())
+        .collect();
+    // (The copies here got new times, so same-size files are compared by content, not copied.)
+    assert_eq!(changed, ["nvlddmkm.sys"], "{}", plan.render());
+    assert!(
+        !sync
+            .files
+            .iter()
+            .any(|f| f.action == crate::sync::Action::Create),
+        "{}",
+        plan.render()
+    );
+    assert!(
+        sync.files
+            .iter()
+            .all(|f| f.dest.as_str().contains("99aa00bb11cc22dd")),
+        "the plan names the new folder"
+    );
     lab.apply(&plan).unwrap();
     assert!(
         !lab.package_dir().exists(),
-        "the old package folder is retired"
+        "the old package folder became the new one"
     );
     let new_dir = lab.in_guest(
         r"Windows\System32\HostDriverStore\FileRepository\nv_dispi.inf_amd64_99aa00bb11cc22dd",

@@ -3,7 +3,7 @@
 
 use super::*;
 
-use crate::test_support::{NV_PACKAGE, nvidia_registration, nvidia_store, write};
+use crate::testing::{NV_PACKAGE, nvidia_registration, nvidia_store, write};
 
 fn target<'a>(driver: &'a ResolvedDriver, path: &str) -> &'a Promotion {
     driver

@@ -220,7 +220,7 @@ pub fn plan_add(survey: &WindowsSurvey, request: &AddRequest) -> Result<Proposal
     let after = vec![
         format!(
             "the guest still needs the host's GPU driver (otherwise it shows the GPU with Code 43): `passthru driver sync --vm {}`",
-            vm.name
+            crate::ps::quote::cli_argument(&vm.name)
         ),
         format!("then start the VM: Start-VM -Name '{}'", vm.name),
     ];

@@ -30,8 +30,17 @@ pub struct PowerShellProcess {
 impl PowerShellProcess {
     /// Starts `program` with `args`; each script may take up to `timeout`.
     pub fn spawn(program: &str, args: &[&str], timeout: Duration) -> Result<Self, PortError> {
-        let mut child = Command::new(program)
-            .args(args)
+        let mut command = Command::new(program);
+        command.args(args);
+        Self::spawn_command(command, timeout)
+    }
+
+    /// Starts a prepared `command` (program, arguments, platform flags); its standard streams
+    /// are replaced by pipes. Each script may take up to `timeout`.
+    pub fn spawn_command(mut command: Command, timeout: Duration) -> Result<Self, PortError> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let program = program.as_str();
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -38,6 +38,20 @@ pub fn bytes(value: u64) -> String {
     value.to_string()
 }
 
+/// `text` as one argument of a command line people copy into PowerShell, cmd.exe or a Unix
+/// shell: as it is when that is safe, else in double quotes (which all three understand).
+pub fn cli_argument(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '\\' | '/'));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("\"{}\"", text.replace('"', "\\\""))
+    }
+}
+
 /// Whether `name` can be passed to a `-Name`/`-VMName` parameter literally. Those parameters
 /// accept wildcards, so a VM whose name contains `*`, `?`, `[` or `]` could match other VMs;
 /// passthru refuses such names rather than guess how each cmdlet escapes them.
@@ -66,6 +80,14 @@ mod tests {
         assert_eq!(bytes(3 << 30), "3GB");
         assert_eq!(bytes(1000), "1000");
         assert_eq!(bytes(0), "0");
+    }
+
+    #[test]
+    fn command_line_arguments_are_quoted_when_needed() {
+        assert_eq!(cli_argument("exampleName"), "exampleName");
+        assert_eq!(cli_argument("Win11 GPU"), "\"Win11 GPU\"");
+        assert_eq!(cli_argument("a&b"), "\"a&b\"");
+        assert_eq!(cli_argument("虚拟机"), "虚拟机");
     }
 
     #[test]

@@ -17,7 +17,7 @@ fn hyperv(cmdlet: &str, reason: &str, category: &str, message: String) -> Box<Er
 }
 
 /// Recorded (`Get-VM -Name NOPE`, seen in several public Hyper-V wrappers with this id).
-pub(super) fn vm_not_found(cmdlet: &str, name: &str) -> Box<ErrorRecord> {
+pub fn vm_not_found(cmdlet: &str, name: &str) -> Box<ErrorRecord> {
     let mut record = hyperv(
         cmdlet,
         "InvalidParameter",

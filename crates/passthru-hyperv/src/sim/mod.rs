@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use messages::vm_not_found;
 pub use state::{Behaviour, FORMAT, Fault, SimDda, SimDevice, SimState};
 
 use crate::error::ErrorRecord;
@@ -34,8 +35,10 @@ pub trait Extension {
     /// Whether this extension handles requests of `kind`.
     fn handles(&self, kind: &str) -> bool;
 
-    /// Executes one request. `state` is the simulated host (extensions keep their own state
-    /// too). Returns what the script would output, or the error record it would raise.
+    /// Executes one request. `state` is the simulated host; an extension keeps what it knows in
+    /// [`SimState::extensions`] (saved with the rest) and honours [`SimState::faults`] for its
+    /// cmdlets through [`SimState::take_fault`]. Returns what the script would output, or the
+    /// error record it would raise.
     fn execute(
         &mut self,
         kind: &str,
@@ -137,26 +140,8 @@ impl Simulator {
         match request {
             Request::Query(query) => reads::answer(&self.state, query),
             Request::Op(op) => {
-                if let Some(index) = self
-                    .state
-                    .faults
-                    .iter()
-                    .position(|fault| fault.cmdlet.eq_ignore_ascii_case(op.cmdlet()))
-                {
-                    let fault = &mut self.state.faults[index];
-                    if fault.skip > 0 {
-                        fault.skip -= 1;
-                    } else {
-                        let fault = self.state.faults.remove(index);
-                        return Err(Box::new(fault.error.unwrap_or_else(|| {
-                            ErrorRecord::virtualization(
-                                op.cmdlet(),
-                                "OperationFailed",
-                                "NotSpecified",
-                                "The operation failed. (injected fault)",
-                            )
-                        })));
-                    }
+                if let Some(record) = self.state.take_fault(op.cmdlet()) {
+                    return Err(Box::new(record));
                 }
                 changes::apply(&mut self.state, op)?;
                 self.state.log.push(op.powershell());

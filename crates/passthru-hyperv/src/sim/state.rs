@@ -1,7 +1,10 @@
 //! What the simulated Hyper-V remembers: host facts, GPUs, devices with their DDA state, VMs,
 //! disks, and faults to inject. Loadable from (and saved to) a JSON file.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::ErrorRecord;
 use crate::model::{Disk, HostFacts, MemoryRange, PartitionableGpu, PnpDevice, Vm};
@@ -48,6 +51,11 @@ pub struct SimState {
     /// Counter for ids the simulator hands out.
     #[serde(default)]
     pub next_id: u64,
+    /// What [`super::Extension`]s keep about the host (guest disks, the host's driver store),
+    /// by extension name, so that it lives in the same file and survives from one command to
+    /// the next like the rest of the state.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, Value>,
 }
 
 /// One PCI device of the simulated host.
@@ -140,6 +148,7 @@ impl SimState {
             faults: Vec::new(),
             log: Vec::new(),
             next_id: 0,
+            extensions: BTreeMap::new(),
         }
     }
 
@@ -174,6 +183,29 @@ impl SimState {
         self.devices
             .iter_mut()
             .find(|device| same_instance(&device.pnp.instance_id, instance_id))
+    }
+
+    /// The error of the fault injected for the next call of `cmdlet`, if one is due now (it is
+    /// consumed); a matching fault with `skip` left lets this call through and counts down.
+    pub fn take_fault(&mut self, cmdlet: &str) -> Option<ErrorRecord> {
+        let index = self
+            .faults
+            .iter()
+            .position(|fault| fault.cmdlet.eq_ignore_ascii_case(cmdlet))?;
+        let fault = &mut self.faults[index];
+        if fault.skip > 0 {
+            fault.skip -= 1;
+            return None;
+        }
+        let fault = self.faults.remove(index);
+        Some(fault.error.unwrap_or_else(|| {
+            ErrorRecord::virtualization(
+                cmdlet,
+                "OperationFailed",
+                "NotSpecified",
+                "The operation failed. (injected fault)",
+            )
+        }))
     }
 
     /// A fresh GUID-shaped id (deterministic, so that recorded outputs stay stable).

@@ -1,7 +1,9 @@
 //! Windows: the real `powershell.exe` (Windows PowerShell 5.1, which has the Hyper-V module;
 //! PowerShell 7 would need the Windows compatibility layer for it).
 
+use std::os::windows::process::CommandExt;
 use std::path::PathBuf;
+use std::process::Command;
 
 use passthru_core::runner::SystemRunner;
 
@@ -22,11 +24,21 @@ fn program() -> String {
         .into_owned()
 }
 
+/// `CREATE_NEW_PROCESS_GROUP` (winbase.h): a process in its own group has Ctrl-C disabled.
+const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+
 /// One PowerShell process for the whole run (commands that change the host).
+///
+/// Ctrl-C in a console reaches every process attached to it. PowerShell runs in a process group
+/// of its own so that it ignores Ctrl-C: passthru handles the interruption itself and still
+/// needs PowerShell afterwards to roll back (dismount a guest disk, unload a hive).
 pub fn persistent_powershell() -> Result<Box<dyn PowerShell>, PortError> {
-    Ok(Box::new(PowerShellProcess::spawn(
-        &program(),
-        &POWERSHELL_ARGS,
+    let mut command = Command::new(program());
+    command
+        .args(POWERSHELL_ARGS)
+        .creation_flags(CREATE_NEW_PROCESS_GROUP);
+    Ok(Box::new(PowerShellProcess::spawn_command(
+        command,
         SCRIPT_TIMEOUT,
     )?))
 }

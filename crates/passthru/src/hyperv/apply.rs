@@ -42,32 +42,10 @@ pub(crate) fn plan_with_consent(
         Err(refusal)
             if !refusal.running_vms.is_empty()
                 && !hyperv.stop_vm
-                && !dry_run
                 && hyperv.export_script.is_none()
-                && !global.json
-                && std::io::stdin().is_terminal()
-                && std::io::stderr().is_terminal() =>
+                && can_ask(dry_run, global) =>
         {
-            let names = refusal
-                .running_vms
-                .iter()
-                .map(|vm| format!("'{vm}'"))
-                .collect::<Vec<_>>()
-                .join(" and ");
-            let mut stderr = anstream::stderr().lock();
-            let _ = write!(
-                stderr,
-                "{names} must be off for this. Shut {} down now (the guest gets a shutdown request)? [y/N] ",
-                if refusal.running_vms.len() == 1 {
-                    "it"
-                } else {
-                    "them"
-                }
-            );
-            let _ = stderr.flush();
-            let mut answer = String::new();
-            let _ = std::io::stdin().read_line(&mut answer);
-            if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            if consent_to_shut_down(&refusal.running_vms) {
                 plan(true).map_err(|refusal| refusal_failure(&refusal))
             } else {
                 Err(refusal_failure(&refusal))
@@ -75,6 +53,31 @@ pub(crate) fn plan_with_consent(
         }
         Err(refusal) => Err(refusal_failure(&refusal)),
     }
+}
+
+/// Whether passthru may ask a question: a person at a terminal, and a run that changes
+/// something (never for `--dry-run` or `--json`).
+pub(crate) fn can_ask(dry_run: bool, global: &GlobalArgs) -> bool {
+    !dry_run && !global.json && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks whether the running `vms` may be shut down; only "y" or "yes" agrees.
+pub(crate) fn consent_to_shut_down(vms: &[String]) -> bool {
+    let names = vms
+        .iter()
+        .map(|vm| format!("'{vm}'"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let mut stderr = anstream::stderr().lock();
+    let _ = write!(
+        stderr,
+        "{names} must be off for this. Shut {} down now (the guest gets a shutdown request)? [y/N] ",
+        if vms.len() == 1 { "it" } else { "them" }
+    );
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// Exports, shows (`--dry-run`), or runs a proposal.

@@ -15,6 +15,7 @@ pub(crate) mod undo;
 use std::path::PathBuf;
 
 use clap::Args;
+use passthru_driver::guest::simulated::GuestDiskSimulator;
 use passthru_hyperv::client::{HostError, HyperVHost};
 use passthru_hyperv::plan::Refusal;
 use passthru_hyperv::sim::Simulator;
@@ -54,11 +55,14 @@ pub(crate) enum Purpose {
 pub(crate) fn connect(purpose: Purpose) -> Result<(HyperVHost, String), Failure> {
     if let Some(path) = std::env::var_os(SIMULATOR_ENV) {
         let path = PathBuf::from(path);
-        let simulator = Simulator::open(&path).map_err(|error| {
-            Failure::from_error(&error).with_help(format!(
-                "{SIMULATOR_ENV} must name a simulator state file (docs/hyperv.md, \"Trying it without Hyper-V\")"
-            ))
-        })?;
+        let simulator = Simulator::open(&path)
+            .map_err(|error| {
+                Failure::from_error(&error).with_help(format!(
+                    "{SIMULATOR_ENV} must name a simulator state file (docs/hyperv.md, \"Trying it without Hyper-V\")"
+                ))
+            })?
+            // Guest disks and the host's driver store, for `passthru driver`.
+            .with_extension(Box::new(GuestDiskSimulator::for_state_file(&path)));
         return Ok((
             HyperVHost::new(Box::new(simulator), None),
             "simulator".to_owned(),

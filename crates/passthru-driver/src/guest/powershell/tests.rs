@@ -71,8 +71,9 @@ struct Canned {
 }
 
 impl ScriptRunner for Canned {
-    fn run(&mut self, operation: &str, _script: &str) -> Result<String, HostError> {
-        self.asked.push(operation.to_owned());
+    fn run(&mut self, request: &GuestRequest) -> Result<String, HostError> {
+        let operation = request.operation();
+        self.asked.push(operation.clone());
         self.answers
             .pop_front()
             .unwrap_or_else(|| Err(HostError::new(operation, "no canned answer")))
@@ -213,4 +214,54 @@ fn parses_the_adapter_registration() {
         "{error}"
     );
     assert!(parse_adapter_registration("garbage").is_err());
+}
+
+#[test]
+fn stop_vm_forces_the_shutdown_of_a_locked_guest() {
+    // Without -Force, Hyper-V refuses a guest whose screen is locked (32781), and a
+    // non-interactive PowerShell cannot answer the prompt either.
+    assert!(stop_vm("Win11 GPU").contains("Stop-VM -Name 'Win11 GPU' -Force"));
+}
+
+#[test]
+fn requests_travel_as_data_and_carry_their_scripts() {
+    let requests = [
+        GuestRequest::MountVhd { vhd: VHD.into() },
+        GuestRequest::LoadHive {
+            file: PathBuf::from(r"E:\Windows\System32\config\SYSTEM"),
+            mount: "PASSTHRU_GUEST_SYSTEM".into(),
+        },
+        GuestRequest::WriteValue {
+            key: key(),
+            name: "Start".into(),
+            data: RegData::Dword(3),
+        },
+        GuestRequest::AccessPath {
+            disk: 3,
+            partition: 4,
+        },
+    ];
+    for request in requests {
+        let value = serde_json::to_value(&request).unwrap();
+        assert_eq!(
+            serde_json::from_value::<GuestRequest>(value).unwrap(),
+            request
+        );
+        assert!(request.script().starts_with(PRELUDE));
+    }
+    assert_eq!(
+        GuestRequest::MountVhd { vhd: VHD.into() }.script(),
+        mount_vhd(VHD)
+    );
+    assert_eq!(
+        GuestRequest::UnloadHive {
+            mount: "PASSTHRU_GUEST_SYSTEM".into()
+        }
+        .operation(),
+        r"reg unload HKLM\PASSTHRU_GUEST_SYSTEM"
+    );
+    assert_eq!(
+        serde_json::to_value(GuestRequest::Volumes { disk: 2 }).unwrap(),
+        serde_json::json!({"request": "volumes", "disk": 2})
+    );
 }

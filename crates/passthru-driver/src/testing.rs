@@ -1,22 +1,28 @@
-//! Shared test data: a driver store holding the real NVIDIA 470.05 package.
+//! Test data for this crate's tests, the CLI's end-to-end tests and the example that builds a
+//! simulated lab (feature `testing`): a driver store holding the real NVIDIA 470.05 package,
+//! and ([`lab`]) a simulated Hyper-V host whose VM has several disks.
+
+pub mod lab;
 
 use std::path::{Path, PathBuf};
 
 use crate::inf::Inf;
 use crate::package::{ARCH, AdapterRegistration, CopyToVmKey, CopyToVmValue, RegData};
 
-pub(crate) const NV_DISPI: &[u8] =
-    include_bytes!("../../../fixtures/inf/nvidia_nv_dispi_470.05.inf");
-pub(crate) const NV_PACKAGE: &str = "nv_dispi.inf_amd64_8f1a2b3c4d5e6f70";
+/// NVIDIA's 470.05 display INF (fixtures/inf).
+pub const NV_DISPI: &[u8] = include_bytes!("../../../fixtures/inf/nvidia_nv_dispi_470.05.inf");
+/// The driver-store folder name the tests give that package.
+pub const NV_PACKAGE: &str = "nv_dispi.inf_amd64_8f1a2b3c4d5e6f70";
 
-pub(crate) fn write(path: &Path, content: &[u8]) {
+/// Writes a file, creating its directory (panics on failure: test data).
+pub fn write(path: &Path, content: &[u8]) {
     fs_err::create_dir_all(path.parent().unwrap()).unwrap();
     fs_err::write(path, content).unwrap();
 }
 
 /// A FileRepository holding the NVIDIA package as the INF declares it, minus one declared file
 /// and plus one file the INF does not declare, next to unrelated packages.
-pub(crate) fn nvidia_store(root: &Path) -> PathBuf {
+pub fn nvidia_store(root: &Path) -> PathBuf {
     let repository = root.join("Windows/System32/DriverStore/FileRepository");
     let package = repository.join(NV_PACKAGE);
     let inf = Inf::parse(NV_DISPI).unwrap();
@@ -42,7 +48,9 @@ pub(crate) fn nvidia_store(root: &Path) -> PathBuf {
     package
 }
 
-pub(crate) fn nvidia_registration(package: &Path) -> AdapterRegistration {
+/// The class key of an RTX 3090 using the package in `package`, with `CopyToVm*` values of
+/// every shape (including a file the package lacks and a value of the wrong type).
+pub fn nvidia_registration(package: &Path) -> AdapterRegistration {
     AdapterRegistration {
         instance_id: r"PCI\VEN_10DE&DEV_2204&SUBSYS_38801458&REV_A1\4&1BA4A77C&0&0008".to_owned(),
         inf_path: "oem42.inf".to_owned(),
