@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 
+mod interruption;
+
 struct Trees {
     _root: tempfile::TempDir,
     source: PathBuf,
@@ -297,71 +299,48 @@ fn read_only_destination_files_are_replaced_and_stay_read_only() {
 }
 
 #[test]
-fn interruption_then_resume_copies_only_the_rest() {
+fn a_run_with_nothing_to_do_writes_nothing() {
     let t = trees();
-    for index in 0..24 {
-        write(
-            &t.source.join(format!("part{index:02}.bin")),
-            &vec![index as u8; 100_000 + index * 1000],
-        );
-    }
+    populate(&t.source);
     let job = SyncJob::mirror(&t.source, &t.dest).unwrap();
+    let first = run(&job, &SyncOptions::default()).unwrap();
+    let known = first
+        .files
+        .iter()
+        .map(|f| {
+            let known = KnownFile {
+                size: f.size,
+                time: f.time,
+                hash: f.hash.clone().unwrap(),
+            };
+            (relative_key(&f.dest), known)
+        })
+        .collect();
     let options = SyncOptions {
-        threads: 2,
+        known,
         ..SyncOptions::default()
     };
-    let cancel = AtomicBool::new(false);
-    let first_plan = plan(&job, &options).unwrap();
-    let result = execute(
-        &first_plan,
-        &options,
-        &mut |progress| {
-            if progress.files_done >= 6 {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        },
-        &cancel,
-    );
-    let Err(SyncError::Interrupted { completed, total }) = result else {
-        panic!("expected an interruption, got {result:?}");
-    };
-    assert!(
-        completed >= 6 && completed < total,
-        "{completed} of {total}"
-    );
-    // A crash mid-file would leave a temporary file: simulate one.
-    write(&t.dest.join(".part23.bin.passthru-partial"), b"torn");
-    let state = load_state(&t.dest.join(".passthru-sync-state.jsonl")).unwrap();
-    assert_eq!(state.len(), completed);
+    // Creating and removing the resume log would change the directory's time.
+    let before = mtime(&t.dest);
+    let report = run(&job, &options).unwrap();
+    assert_eq!(report.bytes_copied, 0);
+    assert_eq!(mtime(&t.dest), before);
+}
 
-    let resume = plan(&job, &options).unwrap();
-    assert_eq!(
-        resume.leftovers,
-        [t.dest.join(".part23.bin.passthru-partial")]
-    );
-    let kept: Vec<_> = resume
-        .files
-        .iter()
-        .filter(|f| f.action == Action::Keep)
-        .collect();
-    assert_eq!(kept.len(), completed);
-    assert!(
-        kept.iter().all(|f| f.known_hash.is_some()),
-        "hashes come from the resume log"
-    );
-    let remaining: u64 = resume
-        .files
-        .iter()
-        .filter(|f| f.action != Action::Keep)
-        .map(|f| f.size)
-        .sum();
-    let report = execute(&resume, &options, &mut |_| {}, &AtomicBool::new(false)).unwrap();
-    assert_eq!(report.bytes_copied, remaining);
+#[test]
+fn without_hashes_or_flushing_the_kernel_copies() {
+    let t = trees();
+    populate(&t.source);
+    let job = SyncJob::mirror(&t.source, &t.dest).unwrap();
+    let options = SyncOptions {
+        hashes: false,
+        durable: false,
+        ..SyncOptions::default()
+    };
+    let report = run(&job, &options).unwrap();
+    assert_eq!(report.bytes_copied, 300_000 + 10 + 6 + 12 + 1);
+    assert!(report.files.iter().all(|f| f.hash.is_none()));
     assert_same_tree(&t.source, &t.dest);
-    for file in &report.files {
-        let content = fs_err::read(t.source.join(&file.dest)).unwrap();
-        assert_eq!(file.hash.as_deref(), Some(content_hash(&content).as_str()));
-    }
 }
 
 #[test]
