@@ -4,10 +4,12 @@
 # driver package and a "driver update" of it (v2: 10% of the bytes are new content), then
 # measures, REPS times each, with the page cache dropped before every run:
 #
-#   cp       rm -rf dest; cp -r v1 dest; sync          (the baseline)
-#   first    rm -rf dest; sync_tree v1 dest            (flushes every file itself; hashes all)
-#   same     sync_tree v1 dest                         (nothing changed)
-#   update   sync_tree v2 dest                         (10% of the bytes changed)
+#   cp         rm -rf cp; cp -r v1 cp; sync          (the baseline)
+#   cp-update  cp of just the files v2 changed, over cp; rm the files v2 dropped; sync
+#              (the file system's own cost of the update: no comparing, no atomicity)
+#   first      rm -rf dest; sync_tree v1 dest          (flushes every file itself; hashes all)
+#   same       sync_tree v1 dest                       (nothing changed)
+#   update     sync_tree v2 dest                       (10% of the bytes changed)
 #
 # The runs of one repetition follow each other, so the ratios are taken per repetition (the
 # machine's load drifts) and summarised by their median and range. Usage:
@@ -46,6 +48,16 @@ if [ ! -d "$work/v2" ]; then
   mv "$work/v2.tmp" "$work/v2"
 fi
 bytes=$(du -sb "$work/v1" | cut -f1)
+# What the update changed, by the engine's own rule (size and time): for cp-update.
+listing() { (cd "$1" && find . -type f -printf '%P %s %T@\n' | sort); }
+comm -13 <(listing "$work/v1") <(listing "$work/v2") | cut -d' ' -f1 >"$work/changed.txt"
+comm -23 <(listing "$work/v1" | cut -d' ' -f1) <(listing "$work/v2" | cut -d' ' -f1) \
+  >"$work/dropped.txt"
+cp_update() {
+  (cd "$work/v2" && xargs -d '\n' cp --parents -t "$work/cp" <"$work/changed.txt")
+  (cd "$work/cp" && xargs -d '\n' rm -f <"$work/dropped.txt")
+  sync
+}
 
 # Wall time of "$@" in seconds (bash's clock: no extra process around the command).
 seconds() {
@@ -85,9 +97,13 @@ for rep in $(seq 1 "$reps"); do
   rm -rf "$work/cp"
   drop_caches
   cp=$(seconds bash -c "cp -r '$work/v1' '$work/cp' && sync")
+  drop_caches
+  cp_update=$(seconds cp_update)
   rm -rf "$work/cp"
   add cp "$cp"
-  echo "rep $rep: cp $cp" >&2
+  add cp-update "$cp_update"
+  add cp-updatepct "$(echo "100 * $cp_update / $cp" | bc -l)"
+  echo "rep $rep: cp $cp cp-update $cp_update" >&2
   measure engine "$bin/sync_tree"
   [ -z "$baseline" ] || measure baseline "$baseline"
 done
@@ -103,6 +119,8 @@ printf 'tree: %.0f MiB, %s files; update copies %.2f%% of the bytes; %s repetiti
   "$(find "$work/v1" -type f | wc -l)" "$changed_pct" "$reps"
 printf 'median (min-max); ratios per repetition:\n'
 printf '  cp -r + sync       %s s\n' "$(stats "${runs[cp]}" %.2f)"
+printf '  cp of the update   %s s    %s %% of cp -r\n' \
+  "$(stats "${runs[cp-update]}" %.3f)" "$(stats "${runs[cp-updatepct]}" %.1f)"
 for name in engine ${baseline:+baseline}; do
   echo "$name:"
   printf '  first sync         %s s    %s x cp throughput\n' \

@@ -20,7 +20,7 @@
 //!   creates it.
 //!
 //! The renames reach the disk by themselves, or at the latest when the run flushes the
-//! directories that got new names, once at the end. Nothing depends on them being on disk
+//! directories that got new names (and their parents), once at the end. Nothing depends on them being on disk
 //! earlier: a lost rename is a file the next run copies again. The resume log is written after
 //! a file's rename, and it only adds a hash to a file that matches by size and time.
 //!
@@ -30,7 +30,9 @@
 //! files written but not yet committed, at most the commit queue's length plus one per
 //! committer.
 
+use std::collections::BTreeSet;
 use std::io;
+use std::path::{Path, PathBuf};
 
 use super::copy::{self, Replaces, Written};
 use super::sys;
@@ -80,3 +82,32 @@ fn install(written: Written) -> io::Result<Option<String>> {
     fs_err::rename(&partial, &dest)?;
     Ok(hash)
 }
+
+/// Flushes the directories that got new names, and their parents up to `root` (a directory
+/// created by the run is an entry of its parent), several at a time like the files.
+pub(crate) fn sync_dirs(dirs: &BTreeSet<PathBuf>, root: &Path) -> io::Result<()> {
+    let mut all = BTreeSet::new();
+    for dir in dirs {
+        for ancestor in dir.ancestors() {
+            if !ancestor.starts_with(root) || !all.insert(ancestor.to_path_buf()) {
+                break;
+            }
+        }
+    }
+    let all: Vec<PathBuf> = all.into_iter().collect();
+    let per_thread = all.len().div_ceil(FLUSH_THREADS).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = all
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || part.iter().try_for_each(|dir| sys::sync_dir(dir))))
+            .collect();
+        handles.into_iter().try_for_each(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+}
+
+/// Directories flushed at the same time.
+const FLUSH_THREADS: usize = 8;

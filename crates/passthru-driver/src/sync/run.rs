@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::commit;
 use super::compare::{Action, FileTime};
 use super::copy::{self, CopyError};
 use super::pipeline::{Outcome, Pipeline};
@@ -120,9 +121,7 @@ pub fn execute(
     };
     let mut ledger = pipeline.run(&mut progress, started, observer);
     if options.durable {
-        for dir in &ledger.dirs {
-            sys::sync_dir(dir).map_err(SyncError::Destination)?;
-        }
+        commit::sync_dirs(&ledger.dirs, &plan.dest_root).map_err(SyncError::Destination)?;
     }
     if !ledger.failures.is_empty() {
         return Err(SyncError::Files(ledger.failures));
