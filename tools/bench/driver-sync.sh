@@ -12,7 +12,9 @@
 #   update     sync_tree v2 dest                       (10% of the bytes changed)
 #
 # The runs of one repetition follow each other, so the ratios are taken per repetition (the
-# machine's load drifts) and summarised by their median and range. Usage:
+# machine's load drifts) and summarised by their median and range. The short re-syncs are
+# the noisiest, so each repetition runs them RESYNC_REPS times (default 3; before each
+# update run, dest is synced back to v1, untimed). Usage:
 #
 #   tools/bench/driver-sync.sh [WORKDIR] [REPS]      (defaults: /var/tmp/passthru-bench, 5)
 #
@@ -26,6 +28,7 @@ reps=${2:-5}
 total_mb=${TOTAL_MB:-1536}
 flags=${SYNC_FLAGS:-}
 baseline=${BASELINE:-}
+resync_reps=${RESYNC_REPS:-3}
 
 cargo build --release --quiet -p passthru-driver --examples
 bin=target/release/examples
@@ -66,31 +69,42 @@ seconds() {
   echo "$EPOCHREALTIME - $start" | bc -l
 }
 copied() { sed -n 's/.*"bytes_copied":\([0-9]*\).*/\1/p' "$work/last.json"; }
+# The engine's own time (listing, planning, executing: no process start), as sync_tree reports.
+inside() { sed -n 's/.*"seconds":\([0-9.e-]*\).*/\1/p' "$work/last.json"; }
 
 declare -A runs
 add() { runs[$1]="${runs[$1]:-} $2"; }
 
-# One engine's first sync, nothing-changed re-sync and update, as name-first etc.
+# One engine's first sync, then RESYNC_REPS nothing-changed re-syncs and updates.
 measure() {
   local name=$1 sync_tree=$2 first same update
   rm -rf "$work/dest" "$work/dest.manifest.json"
   drop_caches
   # shellcheck disable=SC2086
   first=$(seconds "$sync_tree" "$work/v1" "$work/dest" $flags)
-  drop_caches
-  # shellcheck disable=SC2086
-  same=$(seconds "$sync_tree" "$work/v1" "$work/dest" $flags)
-  drop_caches
-  # shellcheck disable=SC2086
-  update=$(seconds "$sync_tree" "$work/v2" "$work/dest" $flags)
-  update_bytes=$(copied)
+  first_inside=$(inside)
   add "$name-first" "$first"
-  add "$name-same" "$same"
-  add "$name-update" "$update"
   add "$name-cpratio" "$(echo "$cp / $first" | bc -l)"
-  add "$name-samepct" "$(echo "100 * $same / $first" | bc -l)"
-  add "$name-updatepct" "$(echo "100 * $update / $first" | bc -l)"
-  echo "  $name: first $first same $same update $update" >&2
+  for _ in $(seq 1 "$resync_reps"); do
+    drop_caches
+    # shellcheck disable=SC2086
+    same=$(seconds "$sync_tree" "$work/v1" "$work/dest" $flags)
+    add "$name-same" "$same"
+    add "$name-samepct" "$(echo "100 * $same / $first" | bc -l)"
+    add "$name-sameinpct" "$(echo "100 * $(inside) / $first_inside" | bc -l)"
+  done
+  for _ in $(seq 1 "$resync_reps"); do
+    # shellcheck disable=SC2086
+    "$sync_tree" "$work/v1" "$work/dest" $flags >/dev/null 2>&1
+    drop_caches
+    # shellcheck disable=SC2086
+    update=$(seconds "$sync_tree" "$work/v2" "$work/dest" $flags)
+    update_bytes=$(copied)
+    add "$name-update" "$update"
+    add "$name-updatepct" "$(echo "100 * $update / $first" | bc -l)"
+    add "$name-updateinpct" "$(echo "100 * $(inside) / $first_inside" | bc -l)"
+  done
+  echo "  $name: first $first same $same update $update (last of each)" >&2
 }
 
 for rep in $(seq 1 "$reps"); do
@@ -115,9 +129,10 @@ stats() { # median (min-max) of the numbers in $1, printf format $2
 }
 mib=$(echo "$bytes / 1048576" | bc -l)
 changed_pct=$(echo "100 * $update_bytes / $bytes" | bc -l)
-printf 'tree: %.0f MiB, %s files; update copies %.2f%% of the bytes; %s repetitions;\n' "$mib" \
+printf 'tree: %.0f MiB, %s files; update copies %.2f%% of the bytes; %s repetitions' "$mib" \
   "$(find "$work/v1" -type f | wc -l)" "$changed_pct" "$reps"
-printf 'median (min-max); ratios per repetition:\n'
+printf ' (re-syncs: %s each);\nmedian (min-max); ratios are to the cp -r or first sync of the same repetition:\n' \
+  "$resync_reps"
 printf '  cp -r + sync       %s s\n' "$(stats "${runs[cp]}" %.2f)"
 printf '  cp of the update   %s s    %s %% of cp -r\n' \
   "$(stats "${runs[cp-update]}" %.3f)" "$(stats "${runs[cp-updatepct]}" %.1f)"
@@ -130,3 +145,6 @@ for name in engine ${baseline:+baseline}; do
   printf '  re-sync, update    %s s    %s %% of first sync\n' \
     "$(stats "${runs[$name-update]}" %.3f)" "$(stats "${runs[$name-updatepct]}" %.1f)"
 done
+# sync_tree's own "seconds" (no process start); a BASELINE binary may count differently.
+printf 'engine, in-process times only: same %s %%, update %s %% of first sync\n' \
+  "$(stats "${runs[engine-sameinpct]}" %.2f)" "$(stats "${runs[engine-updateinpct]}" %.1f)"
