@@ -64,6 +64,35 @@ fn run(job: &SyncJob, options: &SyncOptions) -> Result<SyncReport, SyncError> {
     execute(&plan, options, &mut |_| {}, &AtomicBool::new(false))
 }
 
+fn execute_quietly(plan: &SyncPlan, options: &SyncOptions) -> Result<SyncReport, SyncError> {
+    execute(plan, options, &mut |_| {}, &AtomicBool::new(false))
+}
+
+/// The hashes a manifest would keep after `report`.
+fn known_hashes(report: &SyncReport) -> BTreeMap<String, KnownFile> {
+    report
+        .files
+        .iter()
+        .map(|f| {
+            let known = KnownFile {
+                size: f.size,
+                time: f.time,
+                hash: f.hash.clone().unwrap(),
+            };
+            (relative_key(&f.dest), known)
+        })
+        .collect()
+}
+
+/// The planned action of the file whose destination ends with `name`.
+fn action_of(plan: &SyncPlan, name: &str) -> Action {
+    plan.files
+        .iter()
+        .find(|f| f.dest.ends_with(name))
+        .unwrap()
+        .action
+}
+
 fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
@@ -109,20 +138,8 @@ fn first_sync_copies_everything_and_a_second_changes_nothing() {
     assert!(!t.dest.join(".passthru-sync-state.jsonl").exists());
 
     // Nothing changed: everything is kept, nothing is read (hashes come from the manifest).
-    let known: BTreeMap<String, KnownFile> = first
-        .files
-        .iter()
-        .map(|f| {
-            let known = KnownFile {
-                size: f.size,
-                time: f.time,
-                hash: f.hash.clone().unwrap(),
-            };
-            (relative_key(&f.dest), known)
-        })
-        .collect();
     let options = SyncOptions {
-        known,
+        known: known_hashes(&first),
         ..SyncOptions::default()
     };
     let again = plan(&job, &options).unwrap();
@@ -162,24 +179,14 @@ fn changes_are_found_by_size_then_time_then_content() {
         b"UNICODE NAME",
     );
     let plan = plan(&job, &SyncOptions::default()).unwrap();
-    let action_of = |name: &str| {
-        plan.files
-            .iter()
-            .find(|f| f.dest.ends_with(name))
-            .unwrap()
-            .action
-    };
-    assert_eq!(action_of("Color.fx"), Action::Replace { old_size: 6 });
-    assert_eq!(action_of("nv_dispi.inf"), Action::CheckContent);
-    assert_eq!(action_of("日本語ドライバ.dll"), Action::CheckContent);
-    assert_eq!(action_of("nvlddmkm.sys"), Action::Keep);
-    let report = execute(
-        &plan,
-        &SyncOptions::default(),
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    assert_eq!(
+        action_of(&plan, "Color.fx"),
+        Action::Replace { old_size: 6 }
+    );
+    assert_eq!(action_of(&plan, "nv_dispi.inf"), Action::CheckContent);
+    assert_eq!(action_of(&plan, "日本語ドライバ.dll"), Action::CheckContent);
+    assert_eq!(action_of(&plan, "nvlddmkm.sys"), Action::Keep);
+    let report = execute_quietly(&plan, &SyncOptions::default()).unwrap();
     let how = |name: &str| {
         report
             .files
@@ -304,20 +311,8 @@ fn a_run_with_nothing_to_do_writes_nothing() {
     populate(&t.source);
     let job = SyncJob::mirror(&t.source, &t.dest).unwrap();
     let first = run(&job, &SyncOptions::default()).unwrap();
-    let known = first
-        .files
-        .iter()
-        .map(|f| {
-            let known = KnownFile {
-                size: f.size,
-                time: f.time,
-                hash: f.hash.clone().unwrap(),
-            };
-            (relative_key(&f.dest), known)
-        })
-        .collect();
     let options = SyncOptions {
-        known,
+        known: known_hashes(&first),
         ..SyncOptions::default()
     };
     // Creating and removing the resume log would change the directory's time.

@@ -113,7 +113,7 @@ fn resume_copies_only_the_rest(t: &Trees, job: &SyncJob, options: &SyncOptions, 
         .filter(|f| f.action != Action::Keep)
         .map(|f| f.size)
         .sum();
-    let report = execute(&resume, options, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let report = execute_quietly(&resume, options).unwrap();
     assert_eq!(report.bytes_copied, remaining);
     assert_same_tree(&t.source, &t.dest);
     for file in &report.files {
@@ -270,25 +270,15 @@ fn temporary_files_left_by_a_crash_are_never_trusted() {
     let mut leftovers = plan.leftovers.clone();
     leftovers.sort();
     assert_eq!(leftovers, [complete.clone(), lost.clone()]);
-    let action_of = |name: &str| {
-        plan.files
-            .iter()
-            .find(|f| f.dest.ends_with(name))
-            .unwrap()
-            .action
-    };
     assert_eq!(
-        action_of("nvlddmkm.sys"),
+        action_of(&plan, "nvlddmkm.sys"),
         Action::Replace { old_size: 300_000 }
     );
-    assert_eq!(action_of("Color.fx"), Action::Replace { old_size: 6 });
-    let report = execute(
-        &plan,
-        &SyncOptions::default(),
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    assert_eq!(
+        action_of(&plan, "Color.fx"),
+        Action::Replace { old_size: 6 }
+    );
+    let report = execute_quietly(&plan, &SyncOptions::default()).unwrap();
     assert_eq!(report.bytes_copied, flushed.len() as u64 + 9);
     assert_same_tree(&t.source, &t.dest);
     assert!(!complete.exists() && !lost.exists());
@@ -303,13 +293,7 @@ fn a_source_that_changes_during_the_sync_never_replaces_the_old_file() {
     let plan = plan(&job, &SyncOptions::default()).unwrap();
     // Rewritten between planning and copying (a driver update running at the same time).
     write(&t.source.join("nvapi64.dll"), b"version 2, longer");
-    let error = execute(
-        &plan,
-        &SyncOptions::default(),
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap_err();
+    let error = execute_quietly(&plan, &SyncOptions::default()).unwrap_err();
     let message = error.to_string();
     assert!(message.contains("verification failed"), "{message}");
     assert!(
