@@ -1,5 +1,5 @@
 //! Writing one file's new content next to its destination, so that it can be put in place
-//! atomically later (see [`super::batch`] for when and how it gets its final name).
+//! atomically later (see [`super::commit`] for when and how it gets its final name).
 //!
 //! The content goes to `.<name>.passthru-partial` in the destination's directory (the same
 //! volume, so a rename moves it into place), gets the source's time and the read-only mark,
