@@ -118,50 +118,64 @@ fn generate(root: &Path, total: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Rewrites files (new content, new time, sizes nudged) until `percent` of the bytes changed,
-/// removes two small files and adds two new ones: what a driver update does to a package.
+/// Simulates a driver update on the tree: rewrites files (new content, new time, sizes
+/// nudged), removes two small files and adds two new ones, so that the new content (rewritten
+/// plus added files) is `percent` of the tree's bytes, to within one small file.
+///
+/// Which files change is a fixed pseudo-random choice; a file is rewritten only while it still
+/// fits in what is left of the budget, so the change is spread over many mid-sized files (as in
+/// a real update) instead of landing in one very large file, which would copy faster.
 fn update(root: &Path, percent: u64) -> std::io::Result<()> {
     let mut files: Vec<(PathBuf, u64)> = Vec::new();
     collect(root, Path::new(""), &mut files)?;
     let total: u64 = files.iter().map(|f| f.1).sum();
-    let target = total * percent / 100;
-    // A fixed pseudo-random order, skipping the single largest files so the change is spread.
+    let added = [MB, MB];
+    let target = (total * percent / 100).saturating_sub(added.iter().sum());
     files.sort_by_key(|(path, _)| fnv(&format!("update:{}", path.display())));
     let new_date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     let mut changed = 0;
     let mut count = 0;
     for (path, size) in &files {
-        if changed >= target {
-            break;
-        }
-        if *size > target - changed + 8 * MB {
+        let new_size = size + size / 50;
+        if changed + new_size > target {
             continue;
         }
-        let new_size = size + size / 50;
         let full = root.join(path);
         write_random(&full, new_size, fnv(&format!("v2:{}", path.display())))?;
         set_time(&full, new_date)?;
         changed += new_size;
         count += 1;
     }
-    let small: Vec<&(PathBuf, u64)> = files.iter().filter(|f| f.1 < 64 * 1024).take(2).collect();
+    let small: Vec<&(PathBuf, u64)> = files
+        .iter()
+        .filter(|f| f.1 < 64 * 1024 && !is_changed(root, &f.0, new_date))
+        .take(2)
+        .collect();
     for (path, _) in &small {
         fs_err::remove_file(root.join(path))?;
     }
-    for index in 0..2 {
+    for (index, size) in added.iter().enumerate() {
         let path = root.join(format!("nvnew{index}.dll"));
-        write_random(&path, MB, index)?;
+        write_random(&path, *size, index as u64)?;
         set_time(&path, new_date)?;
-        changed += MB;
+        changed += size;
     }
     println!(
-        "updated {count} files, removed {}, added 2: {:.1} of {:.1} MiB changed ({:.1}%)",
+        "updated {count} files, removed {}, added {}: {:.1} of {:.1} MiB are new content ({:.2}%)",
         small.len(),
+        added.len(),
         changed as f64 / MB as f64,
         total as f64 / MB as f64,
         changed as f64 * 100.0 / total as f64
     );
     Ok(())
+}
+
+/// Whether `update` already rewrote the file (it has the update's time).
+fn is_changed(root: &Path, path: &Path, new_date: SystemTime) -> bool {
+    fs_err::metadata(root.join(path))
+        .and_then(|meta| meta.modified())
+        .is_ok_and(|time| time == new_date)
 }
 
 fn collect(dir: &Path, relative: &Path, out: &mut Vec<(PathBuf, u64)>) -> std::io::Result<()> {

@@ -2,21 +2,26 @@
 //! as one JSON line; used by `tools/bench/driver-sync.sh`.
 //!
 //! The hashes of the synced files are kept in `<DEST>.manifest.json` (next to the destination,
-//! as the guest manifest keeps them), so a re-sync does not read unchanged files.
+//! as the guest manifest keeps them), so a re-sync does not read unchanged files; like the guest
+//! manifest, it is only rewritten when something changed.
 //!
 //! ```text
 //! sync_tree SRC DEST [--threads N] [--no-hash] [--no-fsync] [--checksum]
 //! ```
+//!
+//! The JSON line's `seconds` is the engine's whole time (listing the source, planning,
+//! executing); `plan_seconds` and `execute_seconds` split it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use passthru_driver::sync::{self, CompareMode, KnownFile, SyncJob, SyncOptions};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.len() < 2 {
+    if args.len() < 2 || !known_flags(&args[2..]) || args[..2].iter().any(|a| a.starts_with('-')) {
         eprintln!("usage: sync_tree SRC DEST [--threads N] [--no-hash] [--no-fsync] [--checksum]");
         std::process::exit(2);
     }
@@ -40,9 +45,11 @@ fn main() {
         known: load_manifest(&manifest),
         ..SyncOptions::default()
     };
+    let started = Instant::now();
     let result = SyncJob::mirror(&source, &dest)
         .and_then(|job| sync::plan(&job, &options))
         .and_then(|plan| {
+            let planned = started.elapsed();
             let summary = plan.summary();
             let mut last_tenth = 0;
             let report = sync::execute(
@@ -63,10 +70,11 @@ fn main() {
                 },
                 &AtomicBool::new(false),
             )?;
-            Ok((summary, report))
+            Ok((summary, planned, report))
         });
+    let seconds = started.elapsed().as_secs_f64();
     match result {
-        Ok((summary, report)) => {
+        Ok((summary, planned, report)) => {
             let known: BTreeMap<String, KnownFile> = report
                 .files
                 .iter()
@@ -79,13 +87,18 @@ fn main() {
                     Some((sync::relative_key(&f.dest), known))
                 })
                 .collect();
-            if let Err(error) = fs_err::write(&manifest, serde_json::to_vec(&known).unwrap()) {
+            let changed = known != options.known;
+            if changed
+                && let Err(error) = fs_err::write(&manifest, serde_json::to_vec(&known).unwrap())
+            {
                 eprintln!("warning: {error}");
             }
             println!(
                 "{}",
                 serde_json::json!({
-                    "seconds": report.elapsed.as_secs_f64(),
+                    "seconds": seconds,
+                    "plan_seconds": planned.as_secs_f64(),
+                    "execute_seconds": report.elapsed.as_secs_f64(),
                     "bytes_copied": report.bytes_copied,
                     "files": report.files.len(),
                     "removed": report.removed.len(),
@@ -98,6 +111,20 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// Whether every option is one this program knows (a mistyped one must not be taken for a
+/// path: DEST is mirrored, files not in SRC are deleted from it).
+fn known_flags(flags: &[String]) -> bool {
+    let mut flags = flags.iter();
+    while let Some(flag) = flags.next() {
+        match flag.as_str() {
+            "--no-hash" | "--no-fsync" | "--checksum" => {}
+            "--threads" if flags.next().is_some_and(|n| n.parse::<usize>().is_ok()) => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn manifest_path(dest: &Path) -> PathBuf {

@@ -5,16 +5,20 @@
 //! removed. [`plan`] compares both sides (see [`compare`] for the rules and what "unsure"
 //! means) without changing anything, so `--dry-run` can list every file; [`execute`] carries a
 //! plan out with several threads, writing each file atomically (temporary name in the same
-//! directory, then rename), giving it the source's modification time, optionally marking it
-//! read-only, and reporting progress with throughput to an observer.
+//! directory, flushed to disk, then renamed into place by separate committer threads), giving
+//! it the source's modification time, optionally marking it read-only, and reporting progress
+//! with throughput to an observer.
 //!
 //! **Resuming.** Every finished file already matches its source by size and time, so running
 //! the same job again after an interruption copies only what is missing; leftover temporary
-//! files are removed first. A resume log ([`SyncJob::state_file`]) additionally keeps the
-//! hashes of finished files so they are not read again.
+//! files are removed first, never trusted (the `commit` module explains why this is safe after a
+//! crash too). A resume log ([`SyncJob::state_file`]) additionally keeps the hashes of finished
+//! files so they are not read again.
 
+mod commit;
 pub mod compare;
 mod copy;
+mod pipeline;
 mod run;
 pub mod state;
 
@@ -86,7 +90,9 @@ pub struct SyncOptions {
     pub hashes: bool,
     /// Mark written files read-only (a replaced read-only file's mark is always kept).
     pub read_only: bool,
-    /// Flush each file to disk before renaming it into place.
+    /// Flush each file to disk before it gets its final name, and the directories that got
+    /// new names before [`execute`] returns (see the `commit` module for why this order makes
+    /// every file atomic).
     pub durable: bool,
     /// Hashes known from an earlier run (a manifest), by destination path
     /// ([`relative_key`]); used only where size and time still match.
@@ -310,11 +316,16 @@ pub fn plan(job: &SyncJob, options: &SyncOptions) -> Result<SyncPlan, SyncError>
             return Err(SyncError::DuplicateDestination(file.dest.clone()));
         }
     }
-    // Looking at both sides is latency-bound (cold metadata comes from disk), so it runs on
-    // more threads than copying does.
+    for managed in &job.managed_dirs {
+        check_relative(managed)?;
+    }
+    // Looking at both sides is latency-bound (cold metadata comes from disk), so the files are
+    // compared on more threads than copying uses, while one more thread lists the managed
+    // directories of the destination.
     let threads = options.threads.max(16);
     let per_thread = job.files.len().div_ceil(threads).max(16);
-    let files = std::thread::scope(|scope| {
+    let (files, found) = std::thread::scope(|scope| {
+        let found = scope.spawn(|| find_removals(job, &wanted));
         let handles: Vec<_> = job
             .files
             .chunks(per_thread)
@@ -327,16 +338,37 @@ pub fn plan(job: &SyncJob, options: &SyncOptions) -> Result<SyncPlan, SyncError>
                 })
             })
             .collect();
-        handles
+        let files = handles
             .into_iter()
             .flat_map(|handle| {
                 handle
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+            .collect::<Result<Vec<_>, _>>();
+        let found = found
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (files, found)
+    });
+    let files = files?;
+    let (removals, leftovers) = found?;
+    Ok(SyncPlan {
+        dest_root: job.dest_root.clone(),
+        files,
+        removals,
+        leftovers,
+        managed_dirs: job.managed_dirs.clone(),
+        backup_dir: job.backup_dir.clone(),
+        state_file: job.state_file.clone(),
+    })
+}
 
+/// Files in the managed directories that the job does not have, and leftover temporary files.
+fn find_removals(
+    job: &SyncJob,
+    wanted: &HashSet<String>,
+) -> Result<(Vec<Removal>, Vec<PathBuf>), SyncError> {
     let mut removals = Vec::new();
     let mut leftovers = Vec::new();
     let exclude: Vec<&Path> = job
@@ -346,7 +378,6 @@ pub fn plan(job: &SyncJob, options: &SyncOptions) -> Result<SyncPlan, SyncError>
         .map(PathBuf::as_path)
         .collect();
     for managed in &job.managed_dirs {
-        check_relative(managed)?;
         let root = job.dest_root.join(managed);
         let mut stat_error = None;
         walk_files_excluding(&root, managed, &exclude, &mut |relative, full| {
@@ -368,15 +399,7 @@ pub fn plan(job: &SyncJob, options: &SyncOptions) -> Result<SyncPlan, SyncError>
             return Err(SyncError::Destination(error));
         }
     }
-    Ok(SyncPlan {
-        dest_root: job.dest_root.clone(),
-        files,
-        removals,
-        leftovers,
-        managed_dirs: job.managed_dirs.clone(),
-        backup_dir: job.backup_dir.clone(),
-        state_file: job.state_file.clone(),
-    })
+    Ok((removals, leftovers))
 }
 
 /// Compares one file of the job with the destination.

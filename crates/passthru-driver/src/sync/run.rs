@@ -1,24 +1,23 @@
-//! Carrying out a [`SyncPlan`]: parallel workers, progress, removals, verification.
+//! Carrying out a [`SyncPlan`]: the copy pipeline, removals, verification, the report.
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::commit;
 use super::compare::{Action, FileTime};
-use super::copy::{self, CopyError, CopyRequest};
-use super::state::{KnownFile, StateLog};
-use super::{
-    FileFailure, PlannedFile, SyncError, SyncOptions, SyncPlan, VerifyMode, relative_key, sys,
-};
+use super::copy::{self, CopyError};
+use super::pipeline::{Outcome, Pipeline};
+use super::{FileFailure, PlannedFile, SyncError, SyncOptions, SyncPlan, VerifyMode, sys};
 
 /// Progress of a running sync, for a progress bar.
 #[derive(Debug, Clone)]
 pub struct SyncProgress {
-    /// Files finished (copied, checked or hashed) so far.
+    /// Files whose work is done (copied, checked or hashed) so far; a copied file gets its
+    /// final name a moment later, when a committer has flushed it.
     pub files_done: usize,
     /// Files in the work list (kept files that need no work are not counted).
     pub files_total: usize,
@@ -84,21 +83,12 @@ pub struct SyncReport {
     pub elapsed: Duration,
 }
 
-enum Event {
-    Bytes(u64),
-    Done {
-        index: usize,
-        result: Result<Outcome, CopyError>,
-    },
-}
-
-enum Outcome {
-    Copied { hash: Option<String> },
-    Kept { hash: Option<String> },
-}
-
 /// Carries out `plan`. `observer` runs on the calling thread (at most about ten times a second
 /// plus once per file); setting `cancel` stops the run soon, leaving finished files in place.
+///
+/// Workers write files under temporary names and committers flush and rename them (see the
+/// `pipeline` and `commit` modules); when `options.durable`, the directories that got new
+/// names are flushed before this returns.
 pub fn execute(
     plan: &SyncPlan,
     options: &SyncOptions,
@@ -123,96 +113,22 @@ pub fn execute(
         elapsed: Duration::ZERO,
         last_file: None,
     };
-    let mut state = match &plan.state_file {
-        Some(path) => Some(StateLog::open(path).map_err(SyncError::Destination)?),
-        None => None,
+    let pipeline = Pipeline {
+        plan,
+        options,
+        work: &work,
+        cancel,
     };
-
-    let stop = AtomicBool::new(false);
-    let next = AtomicUsize::new(0);
-    let mut outcomes: Vec<Option<Outcome>> = (0..plan.files.len()).map(|_| None).collect();
-    let mut failures = Vec::new();
-    let mut bytes_copied = 0u64;
-    let threads = options.threads.clamp(1, 64).min(work.len().max(1));
-    std::thread::scope(|scope| {
-        let (sender, receiver) = mpsc::channel::<Event>();
-        for _ in 0..threads {
-            let sender = sender.clone();
-            let (work, next, stop) = (&work, &next, &stop);
-            scope.spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let Some(&index) = work.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                        break;
-                    };
-                    let file = &plan.files[index];
-                    let mut report = |bytes| {
-                        let _ = sender.send(Event::Bytes(bytes));
-                    };
-                    let result = process(plan, options, file, stop, &mut report);
-                    let _ = sender.send(Event::Done { index, result });
-                }
-            });
-        }
-        drop(sender);
-        let mut last_report = Instant::now();
-        loop {
-            match receiver.recv_timeout(Duration::from_millis(100)) {
-                Ok(Event::Bytes(bytes)) => {
-                    progress.bytes_done += bytes;
-                    bytes_copied += bytes;
-                }
-                Ok(Event::Done { index, result }) => {
-                    let file = &plan.files[index];
-                    match result {
-                        Ok(outcome) => {
-                            progress.files_done += 1;
-                            progress.last_file = Some(file.dest.clone());
-                            if !matches!(outcome, Outcome::Copied { .. }) {
-                                progress.bytes_done += file.size;
-                            }
-                            if let (Some(log), Some(hash)) = (state.as_mut(), hash_of(&outcome)) {
-                                let known = KnownFile {
-                                    size: file.size,
-                                    time: file.time,
-                                    hash: hash.to_owned(),
-                                };
-                                // The log only saves re-hashing; a failed write is harmless.
-                                let _ = log.record(&relative_key(&file.dest), &known);
-                            }
-                            outcomes[index] = Some(outcome);
-                        }
-                        Err(CopyError::Cancelled) => {}
-                        Err(CopyError::Io(error)) => {
-                            stop.store(true, Ordering::Relaxed);
-                            failures.push(FileFailure {
-                                dest: file.dest.clone(),
-                                message: error.to_string(),
-                            });
-                        }
-                    }
-                    progress.elapsed = started.elapsed();
-                    observer(&progress);
-                    last_report = Instant::now();
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if cancel.load(Ordering::Relaxed) {
-                stop.store(true, Ordering::Relaxed);
-            }
-            if last_report.elapsed() >= Duration::from_millis(100) {
-                progress.elapsed = started.elapsed();
-                observer(&progress);
-                last_report = Instant::now();
-            }
-        }
-    });
-    if !failures.is_empty() {
-        return Err(SyncError::Files(failures));
+    let mut ledger = pipeline.run(&mut progress, started, observer);
+    if options.durable {
+        commit::sync_dirs(&ledger.dirs, &plan.dest_root).map_err(SyncError::Destination)?;
     }
-    if stop.load(Ordering::Relaxed) {
+    if !ledger.failures.is_empty() {
+        return Err(SyncError::Files(ledger.failures));
+    }
+    if ledger.stopped {
         return Err(SyncError::Interrupted {
-            completed: progress.files_done,
+            completed: ledger.finished,
             total: progress.files_total,
         });
     }
@@ -232,14 +148,16 @@ pub fn execute(
     }
 
     let mut files = Vec::with_capacity(plan.files.len());
-    for (file, outcome) in plan.files.iter().zip(outcomes) {
+    for (file, outcome) in plan.files.iter().zip(std::mem::take(&mut ledger.outcomes)) {
         let (how, hash) = match outcome {
             Some(Outcome::Copied { hash }) => {
                 let how = match file.action {
                     Action::Create => SyncedHow::Created,
                     _ => SyncedHow::Replaced,
                 };
-                verify(plan, options, file, hash.as_deref())?;
+                if options.verify == VerifyMode::Hash {
+                    verify_hash(plan, file, hash.as_deref())?;
+                }
                 (how, hash)
             }
             Some(Outcome::Kept { hash }) => (SyncedHow::Kept, hash),
@@ -254,7 +172,7 @@ pub fn execute(
         });
     }
     if let Some(path) = &plan.state_file {
-        drop(state);
+        ledger.close_state();
         match fs_err::remove_file(path) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => {
                 return Err(SyncError::Destination(error));
@@ -267,62 +185,9 @@ pub fn execute(
     Ok(SyncReport {
         files,
         removed,
-        bytes_copied,
+        bytes_copied: ledger.bytes_copied,
         elapsed: started.elapsed(),
     })
-}
-
-fn hash_of(outcome: &Outcome) -> Option<&str> {
-    match outcome {
-        Outcome::Copied { hash } | Outcome::Kept { hash } => hash.as_deref(),
-    }
-}
-
-/// Does one file's work on a worker thread.
-fn process(
-    plan: &SyncPlan,
-    options: &SyncOptions,
-    file: &PlannedFile,
-    stop: &AtomicBool,
-    report: &mut dyn FnMut(u64),
-) -> Result<Outcome, CopyError> {
-    let dest = plan.dest_root.join(&file.dest);
-    let copy_it = |report: &mut dyn FnMut(u64)| {
-        let request = CopyRequest {
-            source: &file.source,
-            dest: &dest,
-            time: file.time,
-            read_only: options.read_only,
-            durable: options.durable,
-            hash: options.hashes,
-            backup: backup_path(plan, &file.dest, file.action),
-            cancel: stop,
-        };
-        copy::copy_file(&request, report).map(|hash| Outcome::Copied { hash })
-    };
-    match file.action {
-        Action::Create | Action::Replace { .. } => copy_it(report),
-        Action::Keep => Ok(Outcome::Kept {
-            hash: Some(copy::hash_file(&dest, stop)?),
-        }),
-        Action::CheckContent => {
-            let source_hash = copy::hash_file(&file.source, stop)?;
-            let dest_hash = copy::hash_file(&dest, stop)?;
-            if source_hash == dest_hash {
-                copy::set_time(&dest, file.time)?;
-                Ok(Outcome::Kept {
-                    hash: Some(source_hash),
-                })
-            } else {
-                copy_it(report)
-            }
-        }
-    }
-}
-
-fn backup_path(plan: &SyncPlan, dest: &Path, action: Action) -> Option<PathBuf> {
-    let backup = plan.backup_dir.as_ref()?;
-    (action != Action::Create).then(|| backup.join(dest))
 }
 
 fn remove(plan: &SyncPlan, relative: &Path) -> io::Result<()> {
@@ -367,38 +232,27 @@ fn remove_empty_dirs(dir: &Path, keep_root: bool) -> io::Result<()> {
     Ok(())
 }
 
-fn verify(
-    plan: &SyncPlan,
-    options: &SyncOptions,
-    file: &PlannedFile,
-    hash: Option<&str>,
-) -> Result<(), SyncError> {
+/// Reads a written file back and compares its hash with the source's ([`VerifyMode::Hash`]; the
+/// size was checked before the file got its name).
+fn verify_hash(plan: &SyncPlan, file: &PlannedFile, hash: Option<&str>) -> Result<(), SyncError> {
     let path = plan.dest_root.join(&file.dest);
-    let meta = fs_err::metadata(&path).map_err(SyncError::Destination)?;
-    if meta.len() != file.size {
+    let never = AtomicBool::new(false);
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut hash_of_file = |p: &Path| match copy::hash_file(p, &never, &mut buffer) {
+        Ok(hash) => Ok(hash),
+        Err(CopyError::Io(error)) => Err(SyncError::Destination(error)),
+        Err(CopyError::Cancelled) => unreachable_cancel(),
+    };
+    let expected = match hash {
+        Some(known) => known.to_owned(),
+        None => hash_of_file(&file.source)?,
+    };
+    let actual = hash_of_file(&path)?;
+    if actual != expected {
         return Err(SyncError::Verify {
             path,
-            message: format!("{} bytes written, the source has {}", meta.len(), file.size),
+            message: format!("hash {actual} differs from the source's {expected}"),
         });
-    }
-    if options.verify == VerifyMode::Hash {
-        let never = AtomicBool::new(false);
-        let hash_of_file = |p: &Path| match copy::hash_file(p, &never) {
-            Ok(hash) => Ok(hash),
-            Err(CopyError::Io(error)) => Err(SyncError::Destination(error)),
-            Err(CopyError::Cancelled) => unreachable_cancel(),
-        };
-        let expected = match hash {
-            Some(known) => known.to_owned(),
-            None => hash_of_file(&file.source)?,
-        };
-        let actual = hash_of_file(&path)?;
-        if actual != expected {
-            return Err(SyncError::Verify {
-                path,
-                message: format!("hash {actual} differs from the source's {expected}"),
-            });
-        }
     }
     Ok(())
 }

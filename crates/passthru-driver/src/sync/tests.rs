@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 
+mod interruption;
+
 struct Trees {
     _root: tempfile::TempDir,
     source: PathBuf,
@@ -62,6 +64,35 @@ fn run(job: &SyncJob, options: &SyncOptions) -> Result<SyncReport, SyncError> {
     execute(&plan, options, &mut |_| {}, &AtomicBool::new(false))
 }
 
+fn execute_quietly(plan: &SyncPlan, options: &SyncOptions) -> Result<SyncReport, SyncError> {
+    execute(plan, options, &mut |_| {}, &AtomicBool::new(false))
+}
+
+/// The hashes a manifest would keep after `report`.
+fn known_hashes(report: &SyncReport) -> BTreeMap<String, KnownFile> {
+    report
+        .files
+        .iter()
+        .map(|f| {
+            let known = KnownFile {
+                size: f.size,
+                time: f.time,
+                hash: f.hash.clone().unwrap(),
+            };
+            (relative_key(&f.dest), known)
+        })
+        .collect()
+}
+
+/// The planned action of the file whose destination ends with `name`.
+fn action_of(plan: &SyncPlan, name: &str) -> Action {
+    plan.files
+        .iter()
+        .find(|f| f.dest.ends_with(name))
+        .unwrap()
+        .action
+}
+
 fn content_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
@@ -107,20 +138,8 @@ fn first_sync_copies_everything_and_a_second_changes_nothing() {
     assert!(!t.dest.join(".passthru-sync-state.jsonl").exists());
 
     // Nothing changed: everything is kept, nothing is read (hashes come from the manifest).
-    let known: BTreeMap<String, KnownFile> = first
-        .files
-        .iter()
-        .map(|f| {
-            let known = KnownFile {
-                size: f.size,
-                time: f.time,
-                hash: f.hash.clone().unwrap(),
-            };
-            (relative_key(&f.dest), known)
-        })
-        .collect();
     let options = SyncOptions {
-        known,
+        known: known_hashes(&first),
         ..SyncOptions::default()
     };
     let again = plan(&job, &options).unwrap();
@@ -160,24 +179,14 @@ fn changes_are_found_by_size_then_time_then_content() {
         b"UNICODE NAME",
     );
     let plan = plan(&job, &SyncOptions::default()).unwrap();
-    let action_of = |name: &str| {
-        plan.files
-            .iter()
-            .find(|f| f.dest.ends_with(name))
-            .unwrap()
-            .action
-    };
-    assert_eq!(action_of("Color.fx"), Action::Replace { old_size: 6 });
-    assert_eq!(action_of("nv_dispi.inf"), Action::CheckContent);
-    assert_eq!(action_of("日本語ドライバ.dll"), Action::CheckContent);
-    assert_eq!(action_of("nvlddmkm.sys"), Action::Keep);
-    let report = execute(
-        &plan,
-        &SyncOptions::default(),
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    assert_eq!(
+        action_of(&plan, "Color.fx"),
+        Action::Replace { old_size: 6 }
+    );
+    assert_eq!(action_of(&plan, "nv_dispi.inf"), Action::CheckContent);
+    assert_eq!(action_of(&plan, "日本語ドライバ.dll"), Action::CheckContent);
+    assert_eq!(action_of(&plan, "nvlddmkm.sys"), Action::Keep);
+    let report = execute_quietly(&plan, &SyncOptions::default()).unwrap();
     let how = |name: &str| {
         report
             .files
@@ -297,71 +306,36 @@ fn read_only_destination_files_are_replaced_and_stay_read_only() {
 }
 
 #[test]
-fn interruption_then_resume_copies_only_the_rest() {
+fn a_run_with_nothing_to_do_writes_nothing() {
     let t = trees();
-    for index in 0..24 {
-        write(
-            &t.source.join(format!("part{index:02}.bin")),
-            &vec![index as u8; 100_000 + index * 1000],
-        );
-    }
+    populate(&t.source);
     let job = SyncJob::mirror(&t.source, &t.dest).unwrap();
+    let first = run(&job, &SyncOptions::default()).unwrap();
     let options = SyncOptions {
-        threads: 2,
+        known: known_hashes(&first),
         ..SyncOptions::default()
     };
-    let cancel = AtomicBool::new(false);
-    let first_plan = plan(&job, &options).unwrap();
-    let result = execute(
-        &first_plan,
-        &options,
-        &mut |progress| {
-            if progress.files_done >= 6 {
-                cancel.store(true, Ordering::Relaxed);
-            }
-        },
-        &cancel,
-    );
-    let Err(SyncError::Interrupted { completed, total }) = result else {
-        panic!("expected an interruption, got {result:?}");
-    };
-    assert!(
-        completed >= 6 && completed < total,
-        "{completed} of {total}"
-    );
-    // A crash mid-file would leave a temporary file: simulate one.
-    write(&t.dest.join(".part23.bin.passthru-partial"), b"torn");
-    let state = load_state(&t.dest.join(".passthru-sync-state.jsonl")).unwrap();
-    assert_eq!(state.len(), completed);
+    // Creating and removing the resume log would change the directory's time.
+    let before = mtime(&t.dest);
+    let report = run(&job, &options).unwrap();
+    assert_eq!(report.bytes_copied, 0);
+    assert_eq!(mtime(&t.dest), before);
+}
 
-    let resume = plan(&job, &options).unwrap();
-    assert_eq!(
-        resume.leftovers,
-        [t.dest.join(".part23.bin.passthru-partial")]
-    );
-    let kept: Vec<_> = resume
-        .files
-        .iter()
-        .filter(|f| f.action == Action::Keep)
-        .collect();
-    assert_eq!(kept.len(), completed);
-    assert!(
-        kept.iter().all(|f| f.known_hash.is_some()),
-        "hashes come from the resume log"
-    );
-    let remaining: u64 = resume
-        .files
-        .iter()
-        .filter(|f| f.action != Action::Keep)
-        .map(|f| f.size)
-        .sum();
-    let report = execute(&resume, &options, &mut |_| {}, &AtomicBool::new(false)).unwrap();
-    assert_eq!(report.bytes_copied, remaining);
+#[test]
+fn without_hashes_or_flushing_the_kernel_copies() {
+    let t = trees();
+    populate(&t.source);
+    let job = SyncJob::mirror(&t.source, &t.dest).unwrap();
+    let options = SyncOptions {
+        hashes: false,
+        durable: false,
+        ..SyncOptions::default()
+    };
+    let report = run(&job, &options).unwrap();
+    assert_eq!(report.bytes_copied, 300_000 + 10 + 6 + 12 + 1);
+    assert!(report.files.iter().all(|f| f.hash.is_none()));
     assert_same_tree(&t.source, &t.dest);
-    for file in &report.files {
-        let content = fs_err::read(t.source.join(&file.dest)).unwrap();
-        assert_eq!(file.hash.as_deref(), Some(content_hash(&content).as_str()));
-    }
 }
 
 #[test]

@@ -29,3 +29,8 @@ pub(crate) fn make_writable(path: &Path) -> io::Result<Option<Permissions>> {
 pub(crate) fn path_key(relative: &str) -> String {
     relative.to_owned()
 }
+
+/// Flushes a directory's entries (new names) to disk.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs_err::File::open(dir)?.sync_all()
+}
