@@ -104,7 +104,7 @@ def run(
     record = parse(channel.read_text(errors="replace") if channel.exists() else "")
     for scenario in record.scenarios.values():
         for blob in scenario.blobs:
-            folder = out / ("files" if blob.kind == "file" else "logs") / scenario.name
+            folder = out / ("logs" if blob.kind == "log" else "files") / scenario.name
             folder.mkdir(parents=True, exist_ok=True)
             (folder / safe_name(blob.name)).write_bytes(blob.data)
     if not console.exists():
