@@ -13,8 +13,8 @@
 # left on its host driver), and after `passthru undo` back on their host drivers.
 #
 # Needs root (chroot, debootstrap) and, the first time, Debian's mirror (the root is cached
-# in lab/cache/ or $PASSTHRU_LAB_CACHE, ~800 MB). Never touches this machine's /etc or /boot: everything runs in a
-# copy of the cached root (in $TMPDIR, /tmp by default). The boot proof also needs QEMU and
+# in lab/cache/, or $PASSTHRU_LAB_CACHE, ~800 MB). Never touches this machine's /etc or /boot:
+# everything runs in a copy of the cached root (in $TMPDIR, /tmp by default). The boot proof also needs QEMU and
 # Python 3.11 (as the lab does); without them, or with PASSTHRU_BOOT_PROOF=skip, it is skipped
 # and says so.
 set -euo pipefail
