@@ -16,7 +16,7 @@
 # in lab/cache/, or $PASSTHRU_LAB_CACHE, ~800 MB). Never touches this machine's /etc or /boot:
 # everything runs in a copy of the cached root (in $TMPDIR, /tmp by default). The boot proof also needs QEMU and
 # Python 3.11 (as the lab does); without them, or with PASSTHRU_BOOT_PROOF=skip, it is skipped
-# and says so.
+# and says so. PASSTHRU_BOOT_E2E_KEEP=1 keeps the root afterwards, for trying things by hand.
 set -euo pipefail
 source tools/lib.sh
 
@@ -58,7 +58,12 @@ fi
 cargo build --locked --quiet -p passthru
 bin=$PWD/target/debug/passthru
 work=$(mktemp -d "${TMPDIR:-/tmp}/passthru-boot-e2e.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+if [ -n "${PASSTHRU_BOOT_E2E_KEEP:-}" ]; then
+  # For trying things by hand (docs/vm-lab.md): the root stays, with the lab guest's devices.
+  trap 'echo "kept the root: $work/root"' EXIT
+else
+  trap 'rm -rf "$work"' EXIT
+fi
 
 prepare_root() {
   local root=$work/root
