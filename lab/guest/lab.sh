@@ -6,7 +6,8 @@
 #   expect_eq DESC EXPECTED ACTUAL      ACTUAL must equal EXPECTED
 #   expect_contains DESC NEEDLE TEXT    TEXT must contain NEEDLE
 #   expect_match DESC REGEX TEXT        TEXT must match REGEX (Python `re.search` on the host)
-#   send_file PATH [NAME]               return a file to the host (see docs/vm-lab.md)
+#   send_file PATH [NAME]               return a file to the host; `--update-fixtures` commits it
+#   send_output PATH [NAME]             return a file for the host check only (never a fixture)
 #   fact ADDRESS FIELD                  what the topology file states about a device
 #   role ROLE                           the address of the device with that role (e.g. gpu)
 #   devices                             every device address the topology states facts for
@@ -14,6 +15,13 @@
 #   group_members ADDRESS               the IOMMU group's members, comma-separated, or -
 #   group_number ADDRESS                the IOMMU group's number
 #   sysfs_write VALUE PATH              write VALUE to PATH (10 s limit), log it, return status
+#   pci_attr ADDRESS NAME               a sysfs attribute of a PCI device, or - when absent
+#   pci_id ADDRESS                      its vendor:device (8086:10d3)
+#   pci_table FILE                      every PCI device as the kernel shows it, one line each
+#   as_nobody COMMAND ARGS...           run COMMAND as the unprivileged user nobody (uid 65534)
+#
+# Files bigger than 16 KiB travel gzip-compressed (the serial port carries about 80 KiB/s); the
+# host unpacks them, so what arrives is always the file itself.
 #
 # Records go to the lab channel (the second serial port), one line each, fields separated by
 # tabs, values escaped (\\ \t \n). A file's contents follow its record as base64 lines.
@@ -60,19 +68,27 @@ expect_eq() { _check eq "$@"; }
 expect_contains() { _check contains "$@"; }
 expect_match() { _check match "$@"; }
 
-# _send_blob KIND PATH NAME : a file with its size and sha256, then its base64 lines.
+# _send_blob KIND PATH NAME : a file with its size and sha256, then its base64 lines. Big files
+# are compressed for the trip (KIND+gzip; the size and checksum are those of what travels).
 _send_blob() {
-  size=$(wc -c <"$2")
-  sum=$(sha256sum "$2")
-  record blob "$LAB_SCENARIO" "$1" "$3" "$size" "${sum%% *}"
-  base64 -w 76 "$2" >>"$LAB_CHANNEL"
+  kind=$1 path=$2
+  if [ "$(wc -c <"$path")" -gt 16384 ]; then
+    gzip -c "$path" >/tmp/.lab-blob.gz && kind=$kind+gzip path=/tmp/.lab-blob.gz
+  fi
+  size=$(wc -c <"$path")
+  sum=$(sha256sum "$path")
+  record blob "$LAB_SCENARIO" "$kind" "$3" "$size" "${sum%% *}"
+  base64 -w 76 "$path" >>"$LAB_CHANNEL"
   record blob-end
+  rm -f /tmp/.lab-blob.gz
 }
-send_file() {
-  [ -f "$1" ] || { echo "send_file: no file $1"; return 1; }
-  _send_blob file "$1" "${2:-${1##*/}}"
-  echo "sent  $1 to the host as ${2:-${1##*/}}"
+_send_returned() {
+  [ -f "$2" ] || { echo "$1: no file $2"; return 1; }
+  _send_blob "$3" "$2" "${4:-${2##*/}}"
+  echo "sent  $2 to the host as ${4:-${2##*/}}"
 }
+send_file() { _send_returned send_file "$1" file "$2"; }
+send_output() { _send_returned send_output "$1" output "$2"; }
 
 # The topology's facts, read once into variables FACT_<address>_<column>.
 LAB_DEVICES=
@@ -126,4 +142,34 @@ sysfs_write() {
     echo "      (the write failed with status $?)"
     return 1
   }
+}
+
+# pci_table FILE: address, vendor:device, class, driver, boot_vga, reset_method, IOMMU group and
+# its members of every PCI device, read from sysfs with shell builtins; "-" when absent.
+pci_attr() {
+  value=-
+  [ -r "/sys/bus/pci/devices/$1/$2" ] && read -r value <"/sys/bus/pci/devices/$1/$2"
+  echo "$value"
+}
+pci_id() {
+  vendor=$(pci_attr "$1" vendor)
+  device=$(pci_attr "$1" device)
+  echo "${vendor#0x}:${device#0x}"
+}
+pci_table() {
+  printf 'address\tid\tclass\tdriver\tboot_vga\treset_method\tiommu_group\tgroup_members\n' >"$1"
+  for dev in /sys/bus/pci/devices/*; do
+    a=${dev##*/}
+    group=$([ -e "$dev/iommu_group" ] && group_number "$a" || echo -)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$a" "$(pci_id "$a")" "$(pci_attr "$a" class)" \
+      "$(pci_driver "$a")" "$(pci_attr "$a" boot_vga)" "$(pci_attr "$a" reset_method)" "$group" \
+      "$(group_members "$a")" >>"$1"
+  done
+}
+
+# as_nobody COMMAND ARGS...: the initramfs has /etc/passwd with nobody (uid and gid 65534).
+as_nobody() {
+  command=$(command -v "$1") || { echo "as_nobody: no command $1"; return 127; }
+  shift
+  start-stop-daemon -S -c nobody:nogroup -x "$command" -- "$@"
 }

@@ -42,7 +42,7 @@ class Kernel:
 
     @property
     def vmlinux(self) -> Path:
-        """The uncompressed kernel, unpacked from vmlinuz once (see `_unpack_vmlinux`)."""
+        """The uncompressed kernel, unpacked from vmlinuz once (see `unpack_vmlinux`)."""
         return self.root / "boot" / f"vmlinux-{self.release}"
 
     @property
@@ -166,26 +166,28 @@ def kernel() -> Kernel:
             raise LabUnavailable(f"{why}, and no kernel is cached in {cache}") from why
         print(f"lab: {why}; using the cached kernel {found.release}", file=sys.stderr)
     if not found.vmlinux.is_file():
-        _unpack_vmlinux(found)
+        unpack_vmlinux(found.vmlinuz, found.vmlinux)
     return found
 
 
-def _unpack_vmlinux(kernel: Kernel) -> None:
-    """Unpacks the ELF vmlinux from Debian's xz-compressed bzImage, when it can.
+def unpack_vmlinux(vmlinuz: Path, target: Path) -> bool:
+    """Unpacks the ELF vmlinux from Debian's xz-compressed bzImage into `target`, when it can.
 
     QEMU boots an ELF kernel with a PVH note directly, so the guest skips decompressing itself,
     which takes seconds of emulated CPU under TCG (docs/vm-lab.md).
     """
-    bzimage = kernel.vmlinuz.read_bytes()
+    bzimage = vmlinuz.read_bytes()
     start = bzimage.find(b"\xfd7zXZ\x00")
     try:
         elf = lzma.LZMADecompressor().decompress(bzimage[start:]) if start >= 0 else b""
     except lzma.LZMAError:
         elf = b""
-    if elf.startswith(b"\x7fELF"):
-        partial = kernel.vmlinux.with_suffix(".partial")
-        partial.write_bytes(elf)
-        partial.rename(kernel.vmlinux)
+    if not elf.startswith(b"\x7fELF"):
+        return False
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(elf)
+    partial.rename(target)
+    return True
 
 
 def busybox() -> Path:

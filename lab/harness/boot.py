@@ -38,16 +38,21 @@ class BootResult:
         return (self.out / "console.log").read_text(errors="replace")
 
 
-def qemu_command(topology: Topology, kernel: Kernel, initrd: Path, extra_cmdline: str = "") -> list:
-    """The QEMU command line, without the serial ports (the caller decides where they go)."""
-    cmdline = " ".join(filter(None, [BASE_CMDLINE, topology.kernel_cmdline, extra_cmdline]))
+def qemu_machine(topology: Topology) -> list:
+    """QEMU and the topology's machine, without a kernel or serial ports."""
     # KVM is not used: on the machines this runs on, guests hang under /dev/kvm (docs/vm-lab.md).
     return [
         QEMU, "-accel", "tcg", "-nodefaults", "-no-user-config", "-display", "none",
         "-no-reboot", "-smp", "1",
         *topology.qemu_args(),
-        "-kernel", str(kernel.boot_image), "-initrd", str(initrd), "-append", cmdline,
     ]  # fmt: skip
+
+
+def qemu_command(topology: Topology, kernel: Kernel, initrd: Path, extra_cmdline: str = "") -> list:
+    """The QEMU command line, without the serial ports (the caller decides where they go)."""
+    cmdline = " ".join(filter(None, [BASE_CMDLINE, topology.kernel_cmdline, extra_cmdline]))
+    kernel_args = ["-kernel", str(kernel.boot_image), "-initrd", str(initrd), "-append", cmdline]
+    return qemu_machine(topology) + kernel_args
 
 
 def safe_name(name: str) -> str:
@@ -104,7 +109,7 @@ def run(
     record = parse(channel.read_text(errors="replace") if channel.exists() else "")
     for scenario in record.scenarios.values():
         for blob in scenario.blobs:
-            folder = out / ("files" if blob.kind == "file" else "logs") / scenario.name
+            folder = out / ("logs" if blob.kind == "log" else "files") / scenario.name
             folder.mkdir(parents=True, exist_ok=True)
             (folder / safe_name(blob.name)).write_bytes(blob.data)
     if not console.exists():

@@ -1,13 +1,16 @@
 """Reads what the guest wrote on the lab channel (its second serial port) into results.
 
 The guest's helpers (lab/guest/lab.sh) write one record per line: a type and tab-separated,
-escaped fields. A `blob` record is followed by base64 lines up to `blob-end`.
+escaped fields. A `blob` record is followed by base64 lines up to `blob-end`; its kind is `file`
+(returned, may become a fixture), `output` (returned for the host check only) or `log` (the
+scenario's output), with `+gzip` when the guest compressed it for the trip.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import hashlib
 from dataclasses import dataclass, field
 
@@ -31,7 +34,7 @@ class Check:
 
 @dataclass
 class Blob:
-    kind: str  # "file" (returned to the host) or "log" (the scenario's output)
+    kind: str  # "file" (may become a fixture), "output" (for the host check) or "log"
     name: str
     data: bytes
     problem: str | None = None  # set when the size or checksum does not match
@@ -77,11 +80,17 @@ def _decode_blob(header: list[str], lines: list[str]) -> Blob:
         data = base64.b64decode("".join(lines), validate=True)
     except binascii.Error as error:
         return Blob(kind, name, b"", f"its base64 is damaged: {error}")
-    problem = None
     if str(len(data)) != size or hashlib.sha256(data).hexdigest() != digest:
         problem = f"arrived with {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}; "
         problem += f"the guest sent {size} bytes, sha256 {digest}"
-    return Blob(kind, name, data, problem)
+        return Blob(kind.removesuffix("+gzip"), name, data, problem)
+    if kind.endswith("+gzip"):
+        kind = kind.removesuffix("+gzip")
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as error:
+            return Blob(kind, name, b"", f"arrived intact but does not decompress: {error}")
+    return Blob(kind, name, data)
 
 
 def parse(text: str) -> BootRecord:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 from .assets import LAB, Kernel
 
-_DIRS = ["bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "var/lib", "lab"]
+_DIRS = ["bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "var/lib", "lab", "etc"]
+
+# root, and nobody for scenarios that run passthru unprivileged (`as_nobody` in lab/guest/lab.sh).
+_PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+_GROUP = "root:x:0:\nnogroup:x:65534:\n"
 
 
 def _module_index(kernel: Kernel) -> dict[str, tuple[str, list[str]]]:
@@ -70,6 +74,8 @@ def build_common(kernel: Kernel, busybox: Path, passthru: Path, out: Path) -> Pa
         for name in _DIRS:
             (tree / name).mkdir(parents=True)
         shutil.copy2(busybox, tree / "bin" / "busybox")
+        (tree / "etc" / "passwd").write_text(_PASSWD)
+        (tree / "etc" / "group").write_text(_GROUP)
         shutil.copy2(LAB / "guest" / "init", tree / "init")
         (tree / "init").chmod(0o755)
         shutil.copy2(LAB / "guest" / "lab.sh", tree / "lab" / "lab.sh")

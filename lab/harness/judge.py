@@ -23,6 +23,7 @@ class Verdict:
     checks: int = 0
     seconds: float | None = None  # in the guest
     evidence: str = ""
+    host_said: str = ""  # the first line of a passing host check
 
     @property
     def passed(self) -> bool:
@@ -55,8 +56,9 @@ def _describe(check: Check) -> str:
     return f"{check.description}\n  expected ({check.op}): {check.expected!r}\n  actual: {check.actual!r}"
 
 
-def _host_hook(scenario: str, boot: BootResult, passthru: Path) -> str | None:
-    """Runs lab/scenarios/NAME.host when it exists; returns its complaint, or None if it passed."""
+def _host_hook(scenario: str, boot: BootResult, passthru: Path) -> tuple[bool, str] | None:
+    """Runs lab/scenarios/NAME.host when it exists: whether it passed, and what it said (its
+    complaint, or the first line of its output when it passed)."""
     hook = LAB / "scenarios" / f"{scenario}.host"
     if not hook.exists():
         return None
@@ -69,10 +71,10 @@ def _host_hook(scenario: str, boot: BootResult, passthru: Path) -> str | None:
         LAB_PASSTHRU=str(passthru),
     )
     result = subprocess.run([str(hook)], env=env, capture_output=True, text=True, timeout=120)
-    if result.returncode == 0:
-        return None
     output = (result.stdout + result.stderr).strip()
-    return f"host check {hook.name} exited {result.returncode}:\n{output}"
+    if result.returncode == 0:
+        return True, output.splitlines()[0] if output else ""
+    return False, f"host check {hook.name} exited {result.returncode}:\n{output}"
 
 
 def judge(boot: BootResult, passthru: Path) -> list[Verdict]:
@@ -96,9 +98,11 @@ def judge(boot: BootResult, passthru: Path) -> list[Verdict]:
         verdict.problems += ["FAIL " + _describe(c) for c in record.checks if not check_holds(c)]
         verdict.problems += [f"file {b.name} {b.problem}" for b in record.blobs if b.problem]
         if record.exit_status is not None and not verdict.problems:
-            complaint = _host_hook(name, boot, passthru)
-            if complaint:
-                verdict.problems.append(complaint)
+            hook = _host_hook(name, boot, passthru)
+            if hook and not hook[0]:
+                verdict.problems.append(hook[1])
+            elif hook:
+                verdict.host_said = hook[1]
         logs = record.blob("log")
         verdict.evidence = logs[0].data.decode(errors="replace") if logs else "(no output arrived)"
         verdicts.append(verdict)
@@ -126,6 +130,7 @@ def report(boot: BootResult, verdicts: list[Verdict]) -> str:
     for verdict in verdicts:
         status = "PASS" if verdict.passed else "FAIL"
         took = f", {verdict.seconds:.1f} s" if verdict.seconds is not None else ""
+        took += f"; host: {verdict.host_said}" if verdict.host_said else ""
         lines.append(f"  {status}  {verdict.scenario} ({verdict.checks} checks{took})")
         if verdict.passed:
             continue

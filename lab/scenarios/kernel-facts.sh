@@ -4,16 +4,6 @@
 # (pci-devices.tsv) to the host, where kernel-facts.host compares it with the committed copy in
 # fixtures/lab/; read it when you write a new topology's facts.
 
-attr() {
-  value=-
-  [ -r "/sys/bus/pci/devices/$1/$2" ] && read -r value <"/sys/bus/pci/devices/$1/$2"
-  echo "$value"
-}
-pci_id() {
-  vendor=$(attr "$1" vendor)
-  device=$(attr "$1" device)
-  echo "${vendor#0x}:${device#0x}"
-}
 iommu_kind() {
   case $(ls /sys/class/iommu 2>/dev/null | head -n1) in
     dmar*) echo intel ;;
@@ -24,14 +14,7 @@ iommu_kind() {
 }
 
 table=/tmp/pci-devices.tsv
-printf 'address\tid\tclass\tdriver\tboot_vga\treset_method\tiommu_group\tgroup_members\n' >"$table"
-for dev in /sys/bus/pci/devices/*; do
-  a=${dev##*/}
-  group=$([ -e "$dev/iommu_group" ] && group_number "$a" || echo -)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$a" "$(pci_id "$a")" "$(attr "$a" class)" \
-    "$(pci_driver "$a")" "$(attr "$a" boot_vga)" "$(attr "$a" reset_method)" "$group" \
-    "$(group_members "$a")" >>"$table"
-done
+pci_table "$table"
 cat "$table"
 send_file "$table"
 
@@ -41,8 +24,8 @@ for a in $(devices); do
   name=$(fact "$a" name)
   expect_eq "$a ($name) vendor:device" "$(fact "$a" id)" "$(pci_id "$a")"
   expect_eq "$a ($name) driver" "$(fact "$a" driver)" "$(pci_driver "$a")"
-  expect_eq "$a ($name) boot_vga" "$(fact "$a" boot_vga)" "$(attr "$a" boot_vga)"
-  expect_eq "$a ($name) reset_method" "$(fact "$a" reset_method)" "$(attr "$a" reset_method)"
+  expect_eq "$a ($name) boot_vga" "$(fact "$a" boot_vga)" "$(pci_attr "$a" boot_vga)"
+  expect_eq "$a ($name) reset_method" "$(fact "$a" reset_method)" "$(pci_attr "$a" reset_method)"
   expect_eq "$a ($name) IOMMU group members" "$(fact "$a" group)" "$(group_members "$a")"
 done
 true

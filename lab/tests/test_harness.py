@@ -47,6 +47,18 @@ class ChannelTest(unittest.TestCase):
         self.assertEqual((blob.kind, blob.name, blob.problem), ("file", "table.bin", None))
         self.assertEqual(blob.data, bytes(range(256)) * 3)
 
+    def test_big_files_travel_compressed_and_arrive_as_themselves(self):
+        data = "".join(f"0000:{n:02x}:00.0\tdriver\n" for n in range(256)) * 10
+        with tempfile.NamedTemporaryFile("w") as file:
+            file.write(data)
+            file.flush()
+            text = "begin\tdemo\t1.0\n" + guest_records(f"send_output {file.name} big.tsv")
+        self.assertIn("\toutput+gzip\tbig.tsv\t", text)
+        self.assertLess(len(text), len(data) / 4)
+        blob = channel.parse(text).scenarios["demo"].blobs[0]
+        self.assertEqual((blob.kind, blob.name, blob.problem), ("output", "big.tsv", None))
+        self.assertEqual(blob.data.decode(), data)
+
     def test_a_damaged_file_is_reported_not_accepted(self):
         data = b"snapshot contents"
         digest = hashlib.sha256(data).hexdigest()
