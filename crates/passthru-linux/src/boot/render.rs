@@ -39,6 +39,12 @@ pub fn modprobe_conf(softdeps: &[String]) -> String {
 /// its host driver loads: it sets `driver_override`, loads vfio-pci (which then claims it),
 /// and asks the PCI core to probe the device again in case vfio-pci was loaded already.
 /// It only acts when the kernel command line has [`ADDRESS_SWITCH`].
+///
+/// udev handles sibling devices in parallel, so an identical twin's event can load the host
+/// driver, which then binds this device before its own event sets `driver_override`; a
+/// probe does not move a bound device, so the rule unbinds any driver other than vfio-pci
+/// first (as driverctl does). Only `readlink` and shell built-ins are used: a minimal
+/// initramfs has no `basename` or `grep`. `$$` is udev's escape for a literal `$`.
 pub fn udev_rule(addresses: &[PciAddress]) -> String {
     let (name, value) = ADDRESS_SWITCH
         .split_once('=')
@@ -57,7 +63,9 @@ pub fn udev_rule(addresses: &[PciAddress]) -> String {
         text.push_str(&format!(
             "KERNEL==\"{address}\", ATTR{{driver_override}}=\"vfio-pci\", \
              RUN{{builtin}}+=\"kmod load vfio-pci\", \
-             RUN+=\"/bin/sh -c 'echo %k > /sys/bus/pci/drivers_probe'\"\n"
+             RUN+=\"/bin/sh -c 'd=/sys/bus/pci/devices/%k; \
+             case $$(readlink $$d/driver) in */vfio-pci) ;; ?*) echo %k > $$d/driver/unbind ;; esac; \
+             echo %k > /sys/bus/pci/drivers_probe'\"\n"
         ));
     }
     text.push_str("LABEL=\"passthru_vfio_end\"\n");
