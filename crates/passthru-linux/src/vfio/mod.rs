@@ -10,7 +10,7 @@ mod facts;
 mod report;
 mod trace;
 
-pub use facts::{DeviceFacts, GroupMember, driver_keeps_group_viable};
+pub use facts::{DeviceFacts, GroupMember};
 pub use report::{
     IrqSummary, Problem, RegionSummary, ResetResult, VfioReport, interpret, sysfs_problems,
 };

@@ -167,8 +167,12 @@ pub fn sysfs_problems(facts: &DeviceFacts) -> Vec<Problem> {
                 list.join(", "),
                 if list.len() == 1 { "is" } else { "are" }
             ),
-            "every device of the group must be on vfio-pci (or unbound) before a VM can use \
-             any of them: `passthru assign --with-group`, or move the card to another slot",
+            format!(
+                "every device of the group must be on vfio-pci (or unbound) before a VM can use \
+                 any of them: `passthru assign {device}` moves the other functions of its card \
+                 along, and with --with-group the rest of the group; or move the card to \
+                 another slot"
+            ),
         ));
     }
     if problems.is_empty() && !facts.container_node {
@@ -322,8 +326,11 @@ fn trace_problem(
         return Some(Problem::new(
             "group-not-viable",
             format!("the kernel says IOMMU group {group} is not viable"),
-            "a device of the group is still bound to a host driver: `passthru survey \
-             --group` shows which; move it with `passthru assign --with-group`",
+            format!(
+                "a device of the group is still bound to a host driver: `passthru survey \
+                 --group {group}` shows which; move it with `passthru assign {} --with-group`",
+                facts.device
+            ),
         ));
     }
     match &trace.set_container {

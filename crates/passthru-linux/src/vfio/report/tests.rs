@@ -237,9 +237,11 @@ fn intx_only_devices_get_a_warning() {
 #[test]
 fn sysfs_facts_explain_before_any_ioctl() {
     let kernel = FakeKernel::gpu_with_audio();
-    let facts = DeviceFacts::gather(kernel.tree(), lab::GPU.parse().unwrap());
+    let inventory = crate::inventory::read_inventory(kernel.tree());
+    let facts = DeviceFacts::from_inventory(kernel.tree(), &inventory, lab::GPU.parse().unwrap());
     assert_eq!(facts.iommu_group, Some(3));
     assert_eq!(facts.group_members.len(), 1);
+    assert!(facts.group_members[0].blocking);
     let report = interpret(&facts, None);
     assert_eq!(codes(&report), ["not-bound-to-vfio", "group-not-viable"]);
     assert_eq!(
