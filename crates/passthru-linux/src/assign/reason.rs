@@ -92,9 +92,6 @@ impl fmt::Display for Refusal {
                 "\n  - {}\n    what to do: {}",
                 reason.message, reason.help
             )?;
-            if reason.force_overrides {
-                write!(f, " (--force goes ahead anyway)")?;
-            }
         }
         Ok(())
     }

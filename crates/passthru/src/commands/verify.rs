@@ -7,16 +7,17 @@ use std::process::ExitCode;
 
 use clap::Args;
 use passthru_core::hostfs::RealFs;
-use passthru_core::pci::PciAddress;
 use passthru_linux::vfio::{DeviceFacts, ResetResult, VfioReport, interpret, sysfs_problems};
 
+use super::linux_host::{inventory_with_names, names_for, select};
 use crate::cli::GlobalArgs;
 use crate::output::{self, Failure, style};
 
 /// Arguments of `passthru verify`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// Devices to check, by PCI address (0000:01:00.0 or 01:00.0).
+    /// Devices to check: BDF (0000:01:00.0), short BDF (01:00.0), vendor:device, or a name
+    /// substring, as `passthru survey` takes them.
     #[arg(value_name = "DEVICE", required = true)]
     pub(crate) devices: Vec<String>,
 
@@ -27,24 +28,14 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) fn run(args: VerifyArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
-    let devices = args
-        .devices
-        .iter()
-        .map(|text| {
-            PciAddress::parse_lenient(text).map_err(|error| {
-                Failure::new(error.to_string()).with_help(
-                    "`passthru verify` takes PCI addresses such as 0000:01:00.0 or 01:00.0; \
-                     `passthru survey` lists them",
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let root = global.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let fs = RealFs::new(&root);
+    let inventory = inventory_with_names(&fs, &names_for(&root));
+    let devices = select(&inventory, &args.devices)?;
     let reports: Vec<VfioReport> = devices
         .iter()
         .map(|&device| {
-            let facts = DeviceFacts::gather(&fs, device);
+            let facts = DeviceFacts::from_inventory(&fs, &inventory, device);
             let trace = match (sysfs_problems(&facts).is_empty(), facts.iommu_group) {
                 (true, Some(group)) => {
                     passthru_linux::sys::probe_vfio(&root, device, group, !args.no_reset).ok()
