@@ -15,6 +15,6 @@ pub use report::{
     IrqSummary, Problem, RegionSummary, ResetResult, VfioReport, interpret, sysfs_problems,
 };
 pub use trace::{
-    Outcome, ProbeTrace, RawDeviceInfo, RawIrqInfo, RawRegionInfo, irq_index_name,
-    region_index_name, uapi,
+    Outcome, ProbeTrace, RawDependentDevice, RawDeviceInfo, RawIrqInfo, RawRegionInfo,
+    irq_index_name, region_index_name, uapi,
 };

@@ -137,6 +137,8 @@ fn print_report(out: &mut impl Write, report: &VfioReport) {
         ResetResult::Skipped => Some("skipped (--no-reset)".to_owned()),
         ResetResult::Done => Some("done".to_owned()),
         ResetResult::Failed(errno) => Some(format!("failed ({errno})")),
+        ResetResult::HotReset => Some("done (bus reset)".to_owned()),
+        ResetResult::HotResetFailed(errno) => Some(format!("bus reset failed ({errno})")),
     };
     if let Some(reset) = reset {
         let _ = writeln!(out, "  reset: {reset}");
@@ -192,6 +194,26 @@ mod tests {
           regions: BAR0 16 KiB (mmap), BAR4 64 KiB (mmap), config 4 KiB
           interrupts: INTx 1, MSI 1, MSI-X 66, error 1, request 1
           reset: done
+        ");
+    }
+
+    #[test]
+    fn the_lab_gpu_reads_as_in_the_documentation() {
+        let output: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../passthru-linux/tests/data/vfio/lab-q35-intel-iommu-gpu.json"
+        ))
+        .unwrap();
+        let report: VfioReport = serde_json::from_value(output["devices"][0].clone()).unwrap();
+        let mut out = Vec::new();
+        print_report(&mut out, &report);
+        let text = String::from_utf8(out).unwrap();
+        insta::assert_snapshot!(anstream::adapter::strip_str(&text).to_string(), @r"
+        0000:01:00.0  ready for a VM
+          driver vfio-pci, IOMMU group 8, VFIO API 0, type1v2 IOMMU
+          regions: BAR0 16 MiB (mmap), BAR2 4 KiB (mmap), config 256 B
+          interrupts: request 1
+          reset: done (bus reset)
+          warning: reset by a bus reset, which resets 0000:01:00.1 too: give them to the same VM
         ");
     }
 
