@@ -23,6 +23,9 @@ expect_contains "and --with-group" "add --with-group" "$output"
 expect_eq "$nic1 stays on e1000" e1000 "$(pci_driver "$nic1")"
 echo "$output"
 
+passthru assign "$nic1" --with-group --dry-run
+expect_eq "assign --with-group --dry-run exits 0" 0 "$?"
+expect_eq "the dry run left $nic2 alone" e1000 "$(pci_driver "$nic2")"
 passthru assign "$nic1" --with-group
 expect_eq "assign --with-group exits 0" 0 "$?"
 expect_eq "$nic1 is on vfio-pci" vfio-pci "$(pci_driver "$nic1")"

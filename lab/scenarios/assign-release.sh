@@ -15,6 +15,7 @@ vfio_node() {
 without_iommu() {
   output=$(passthru assign "$gpu" 2>&1)
   expect_eq "assign without an IOMMU exits 1" 1 "$?"
+  echo "$output"
   expect_contains "it says why" "no IOMMU is active, so no device can be isolated for a VM" "$output"
   expect_contains "and what to do" "intel_iommu=on" "$output"
   json=$(passthru --json assign "$gpu")

@@ -1,5 +1,7 @@
 //! `passthru verify` and `passthru undo` as a user runs them, against fake sysfs trees
 //! (`--root`) and journals written by the real executor.
+// The fake trees are written to disk with Unix file types (`MemTree::materialize`).
+#![cfg(unix)]
 
 use std::path::Path;
 

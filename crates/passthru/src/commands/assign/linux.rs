@@ -50,6 +50,13 @@ pub(crate) fn assign(
     request: &AssignRequest,
     dry_run: bool,
 ) -> Result<ExitCode, Failure> {
+    // The journal's lock is taken before reading the host, so that no other passthru changes
+    // it between the plan and its execution (a dry run changes nothing and needs no journal).
+    let journal = if dry_run {
+        None
+    } else {
+        Some((ctx.journal)()?)
+    };
     let inventory = inventory_with_names(ctx.port.fs(), &ctx.names);
     let plan = match prepare_assign(ctx.port.fs(), &inventory, request) {
         Ok(plan) => plan,
@@ -63,7 +70,7 @@ pub(crate) fn assign(
         render::assign_header(ctx.out, &plan);
         render::notes(ctx.out, &plan.plan.notes);
     }
-    let result = execute(ctx, &plan.plan);
+    let result = execute(ctx, journal, &plan.plan);
     let report = finished(ctx, "passthru.assign/1", &plan.plan, result)?;
     render::assigned(ctx.out, ctx.json, &plan, &report)?;
     Ok(ExitCode::SUCCESS)
@@ -75,15 +82,15 @@ pub(crate) fn release(
     request: &ReleaseRequest,
     dry_run: bool,
 ) -> Result<ExitCode, Failure> {
-    let inventory = inventory_with_names(ctx.port.fs(), &ctx.names);
-    // The journal is read before planning: the driver each device had at assign time.
-    let recorded = {
-        let journal = (ctx.journal)()?;
-        let operations = journal
+    // The journal says which driver each device had at assign time; its lock is held from
+    // here on, so no other passthru changes the host between the plan and its execution.
+    let journal = (ctx.journal)()?;
+    let recorded = recorded_host_drivers(
+        &journal
             .operations()
-            .map_err(|error| Failure::from_error(&error))?;
-        recorded_host_drivers(&operations)
-    };
+            .map_err(|error| Failure::from_error(&error))?,
+    );
+    let inventory = inventory_with_names(ctx.port.fs(), &ctx.names);
     let plan = match prepare_release(ctx.port.fs(), &inventory, &recorded, request) {
         Ok(plan) => plan,
         Err(error) => return refused(ctx, "passthru.release/1", &error),
@@ -96,7 +103,7 @@ pub(crate) fn release(
         render::release_header(ctx.out, &plan);
         render::notes(ctx.out, &plan.plan.notes);
     }
-    let result = execute(ctx, &plan.plan);
+    let result = execute(ctx, Some(journal), &plan.plan);
     let report = finished(ctx, "passthru.release/1", &plan.plan, result)?;
     render::released(ctx.out, ctx.json, &plan, &report)?;
     Ok(ExitCode::SUCCESS)
@@ -106,8 +113,15 @@ pub(crate) fn release(
 /// `failed`).
 type RunFailure = (Failure, &'static str);
 
-fn execute(ctx: &mut Context<'_>, plan: &Plan<SysfsStep>) -> Result<Report, RunFailure> {
-    let mut journal = (ctx.journal)().map_err(|failure| (failure, "failed"))?;
+fn execute(
+    ctx: &mut Context<'_>,
+    journal: Option<Journal>,
+    plan: &Plan<SysfsStep>,
+) -> Result<Report, RunFailure> {
+    let mut journal = match journal {
+        Some(journal) => journal,
+        None => (ctx.journal)().map_err(|failure| (failure, "failed"))?,
+    };
     let mut observer = progress::printer(ctx.out, ctx.json);
     executor::apply(
         &mut journal,
