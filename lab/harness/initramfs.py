@@ -81,6 +81,10 @@ def build_common(kernel: Kernel, busybox: Path, passthru: Path, out: Path) -> Pa
         shutil.copy2(LAB / "guest" / "lab.sh", tree / "lab" / "lab.sh")
         shutil.copy2(LAB / "guest" / "lab-scenario", tree / "bin" / "lab-scenario")
         (tree / "bin" / "lab-scenario").chmod(0o755)
+        # kmod-like soft dependencies on top of busybox modprobe (see the script); `busybox
+        # --install -s` in /init leaves an existing /sbin/modprobe alone.
+        shutil.copy2(LAB / "guest" / "modprobe", tree / "sbin" / "modprobe")
+        (tree / "sbin" / "modprobe").chmod(0o755)
         (tree / "lab" / "scenarios").mkdir()
         for scenario in (LAB / "scenarios").glob("*.sh"):
             shutil.copy2(scenario, tree / "lab" / "scenarios" / scenario.name)

@@ -24,7 +24,9 @@ vfio_node() {
   if [ -c "/dev/vfio/$1" ]; then echo present; else echo absent; fi
 }
 
-modprobe vfio-pci
+# The full path runs the guest's kmod-like /sbin/modprobe (soft dependencies, lab/guest/modprobe);
+# a bare `modprobe` in busybox sh runs busybox's applet directly, which ignores them.
+/sbin/modprobe vfio-pci
 expect_eq "modprobe vfio-pci succeeds" 0 "$?"
 expect_eq "/dev/vfio/vfio (the container) exists" present "$(vfio_node vfio)"
 

@@ -60,6 +60,8 @@ impl Errno {
     pub const EINVAL: Self = Self(22);
     /// `ENOTTY`.
     pub const ENOTTY: Self = Self(25);
+    /// `ENOSPC`.
+    pub const ENOSPC: Self = Self(28);
     /// `ENOSYS`.
     pub const ENOSYS: Self = Self(38);
 

@@ -7,6 +7,7 @@
 //!
 //! [`HostFs`]: passthru_core::hostfs::HostFs
 
+pub mod assign;
 pub mod bind;
 pub mod boot;
 pub mod checks;

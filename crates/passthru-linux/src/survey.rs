@@ -8,10 +8,11 @@ use passthru_core::pci::{DeviceCategory, PciAddress};
 use passthru_core::select::{SelectError, select_by_text};
 use serde::{Deserialize, Serialize};
 
-use crate::checks::Finding;
+use crate::boot::postboot::{self, PostBootReport};
 use crate::checks::device::{Verdict, device_verdict};
 use crate::checks::group::{GroupViability, group_viability};
 use crate::checks::host::{host_findings, iommu_active};
+use crate::checks::{Finding, Severity};
 use crate::inventory::{HostInfo, Inventory, IommuGroup, PciDevice, ReservedRegion};
 
 /// The `schema` field of `survey --json`.
@@ -155,6 +156,113 @@ pub struct Survey {
     pub devices: Vec<DeviceReport>,
     /// Problems that belong to no single device or group.
     pub warnings: Vec<String>,
+    /// After a boot: whether passthru's persistent assignment (`assign --persistent`) took
+    /// effect, per device. Absent when passthru has made none on this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent: Option<PostBootReport>,
+}
+
+/// Adds the post-boot check of a persistent assignment to a survey: the report itself, one
+/// host finding, and one finding in the verdict of each device shown that it names
+/// (`persistent-effective`, `persistent-pending-reboot`, `persistent-bound-at-run-time`,
+/// `persistent-not-effective`).
+pub fn attach_persistent(survey: &mut Survey, report: PostBootReport) {
+    let count = |verdict: postboot::Verdict| {
+        report
+            .findings
+            .iter()
+            .filter(|finding| finding.verdict == verdict)
+            .count()
+    };
+    let total = report.findings.len();
+    let not_effective = count(postboot::Verdict::NotEffective);
+    let pending = count(postboot::Verdict::PendingReboot);
+    let runtime = count(postboot::Verdict::BoundAtRunTime);
+    let host = if not_effective > 0 {
+        Finding::new(
+            Severity::Warning,
+            "persistent-not-effective",
+            format!(
+                "passthru's persistent assignment did not take effect for {not_effective} of {total} device(s) in this boot"
+            ),
+        )
+        .with_fix("the device lines below say why; `passthru release DEVICE --persistent` or `passthru undo` takes the boot configuration back")
+    } else if pending > 0 {
+        Finding::new(
+            Severity::Info,
+            "persistent-pending-reboot",
+            format!(
+                "passthru's persistent assignment of {total} device(s) takes effect at the next boot"
+            ),
+        )
+    } else if runtime > 0 {
+        Finding::new(
+            Severity::Warning,
+            "persistent-bound-at-run-time",
+            format!(
+                "{runtime} of {total} persistently assigned device(s) are on vfio-pci only because they were bound at run time, not by the boot configuration"
+            ),
+        )
+    } else {
+        Finding::new(
+            Severity::Info,
+            "persistent-effective",
+            format!(
+                "passthru's persistent assignment is effective: {total} device(s) on vfio-pci since boot ({})",
+                report.required_param
+            ),
+        )
+    };
+    survey.host.findings.push(host);
+    survey.host.findings.sort_by_key(|finding| finding.severity);
+    for device in &mut survey.devices {
+        let Some(finding) = report
+            .findings
+            .iter()
+            .find(|finding| finding.address == device.device.address)
+        else {
+            continue;
+        };
+        let because = finding.reasons.join("; ");
+        let (severity, code, message) = match finding.verdict {
+            postboot::Verdict::Effective => (
+                Severity::Info,
+                "persistent-effective",
+                "persistent assignment effective: on vfio-pci since boot".to_owned(),
+            ),
+            postboot::Verdict::PendingReboot => (
+                Severity::Info,
+                "persistent-pending-reboot",
+                format!("persistent assignment pending reboot: {because}"),
+            ),
+            postboot::Verdict::BoundAtRunTime => (
+                Severity::Warning,
+                "persistent-bound-at-run-time",
+                format!(
+                    "persistent assignment not effective in this boot, bound at run time: {because}"
+                ),
+            ),
+            postboot::Verdict::NotEffective => (
+                Severity::Warning,
+                "persistent-not-effective",
+                format!("persistent assignment not effective because {because}"),
+            ),
+        };
+        device
+            .verdict
+            .reasons
+            .push(Finding::new(severity, code, message));
+        device
+            .verdict
+            .reasons
+            .sort_by_key(|finding| finding.severity);
+        if severity == Severity::Warning
+            && device.verdict.status == crate::checks::device::VerdictStatus::Assignable
+        {
+            device.verdict.status = crate::checks::device::VerdictStatus::Caution;
+        }
+    }
+    survey.persistent = Some(report);
 }
 
 /// Asks for the names of every device in `inventory`.
@@ -267,6 +375,7 @@ pub fn build(
         groups,
         devices,
         warnings: inventory.warnings,
+        persistent: None,
     })
 }
 

@@ -52,6 +52,19 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> 
     Ok(())
 }
 
+/// Prints `value` as pretty JSON followed by a newline to `out` (for commands that write to a
+/// given stream, so that tests can capture it).
+pub(crate) fn print_json_to<T: serde::Serialize>(
+    out: &mut dyn Write,
+    value: &T,
+) -> Result<(), Failure> {
+    serde_json::to_writer_pretty(&mut *out, value)
+        .map_err(|error| Failure::new(format!("could not write JSON: {error}")))?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .map_err(|error| Failure::new(format!("could not write output: {error}")))
+}
+
 /// A command failed: what happened, and what the person can do next.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -74,6 +87,11 @@ impl Failure {
     pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+
+    /// The hint, if any.
+    pub(crate) fn help(&self) -> Option<&str> {
+        self.help.as_deref()
     }
 
     /// Sets the exit code.

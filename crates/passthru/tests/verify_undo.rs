@@ -68,7 +68,7 @@ fn assign_steps(kernel: &FakeKernel, devices: &[&str]) -> Vec<SysfsStep> {
 macro_rules! with_ids_hidden {
     ($body:block) => {{
         let mut settings = insta::Settings::clone_current();
-        settings.add_filter(r"\d{8}T\d{6}-\d+", "[operation]");
+        settings.add_filter(r"\d{8}T\d{6}-\d+(-\d+)?", "[operation]");
         settings.add_filter(r"passthru \d+\.\d+\.\d+", "passthru [version]");
         settings.bind(|| $body);
     }};
@@ -84,16 +84,16 @@ fn verify_explains_a_device_still_on_its_host_driver() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     insta::assert_snapshot!(text(&output.stdout), @r"
+    0000:00:03.0  not ready for a VM
+      driver e1000e, IOMMU group 4
+      problem: 0000:00:03.0 is bound to e1000e, not to vfio-pci
+        help: give it to vfio-pci first: `passthru assign 0000:00:03.0`
     0000:01:00.0  not ready for a VM
       driver bochs-drm, IOMMU group 3
       problem: 0000:01:00.0 is bound to bochs-drm, not to vfio-pci
         help: give it to vfio-pci first: `passthru assign 0000:01:00.0`
       problem: IOMMU group 3 is not viable: 0000:01:00.1 (bound to snd_hda_intel) is still with a host driver
-        help: every device of the group must be on vfio-pci (or unbound) before a VM can use any of them: `passthru assign --with-group`, or move the card to another slot
-    0000:00:03.0  not ready for a VM
-      driver e1000e, IOMMU group 4
-      problem: 0000:00:03.0 is bound to e1000e, not to vfio-pci
-        help: give it to vfio-pci first: `passthru assign 0000:00:03.0`
+        help: every device of the group must be on vfio-pci (or unbound) before a VM can use any of them: `passthru assign 0000:01:00.0` moves the other functions of its card along, and with --with-group the rest of the group; or move the card to another slot
     ");
 }
 
@@ -145,18 +145,25 @@ fn verify_after_an_assign_reaches_the_vfio_container() {
 }
 
 #[test]
-fn verify_takes_addresses_only_for_now() {
+fn verify_takes_the_survey_selectors() {
     let root = materialize(&FakeKernel::gpu_with_audio());
     let journal = tempfile::tempdir().unwrap();
+    // A driver name is not a device name: nothing matches, and the error says where to look.
     let output = passthru(root.path(), journal.path())
         .args(["verify", "bochs"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    insta::assert_snapshot!(text(&output.stderr), @r"
-    error: `bochs` is not a PCI address; expected DDDD:BB:DD.F, for example 0000:01:00.0
-      help: `passthru verify` takes PCI addresses such as 0000:01:00.0 or 01:00.0; `passthru survey` lists them
-    ");
+    insta::assert_snapshot!(text(&output.stderr), @r#"
+    error: no device matches "bochs"; run `passthru survey` to see the devices and their addresses
+    "#);
+    // vendor:device naming exactly one device works like its address.
+    let output = passthru(root.path(), journal.path())
+        .args(["verify", "8086:10d3"])
+        .env("PASSTHRU_PCI_IDS", "bundled")
+        .output()
+        .unwrap();
+    assert!(text(&output.stdout).starts_with("0000:00:03.0  not ready for a VM"));
 }
 
 #[test]

@@ -426,10 +426,23 @@ impl Journal {
         }
     }
 
-    /// A fresh operation id: UTC time plus process id, sortable and unique per process.
+    /// A fresh operation id: UTC time plus process id, sortable and unique: a second operation
+    /// of the same process within the same second gets a counter (`-2`, `-3`, ...), so ids
+    /// never repeat (operations are told apart by their id alone).
     pub fn new_operation_id() -> String {
+        static LAST: std::sync::Mutex<(String, u32)> = std::sync::Mutex::new((String::new(), 0));
         let stamp = now_rfc3339().replace([':', '-'], "");
-        format!("{}-{}", stamp.trim_end_matches('Z'), std::process::id())
+        let base = format!("{}-{}", stamp.trim_end_matches('Z'), std::process::id());
+        let mut last = LAST
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.0 == base {
+            last.1 += 1;
+            format!("{base}-{}", last.1)
+        } else {
+            *last = (base.clone(), 1);
+            base
+        }
     }
 }
 
@@ -483,6 +496,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operation_ids_never_repeat_within_a_process() {
+        let ids: Vec<String> = (0..5).map(|_| Journal::new_operation_id()).collect();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+    }
 
     #[test]
     fn second_open_is_refused_while_the_first_holds_the_lock() {

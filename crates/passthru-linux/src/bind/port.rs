@@ -131,3 +131,17 @@ pub trait KernelPort {
     /// Runs a kernel-module command (`modprobe vfio-pci`, `rmmod vfio_pci`).
     fn run(&mut self, command: &CommandSpec) -> io::Result<CommandOutput>;
 }
+
+impl<T: KernelPort + ?Sized> KernelPort for Box<T> {
+    fn fs(&self) -> &dyn HostFs {
+        (**self).fs()
+    }
+
+    fn write(&mut self, path: &Path, payload: &[u8], kind: WriteKind) -> Result<(), WriteError> {
+        (**self).write(path, payload, kind)
+    }
+
+    fn run(&mut self, command: &CommandSpec) -> io::Result<CommandOutput> {
+        (**self).run(command)
+    }
+}

@@ -155,8 +155,8 @@ pub fn is_system_root(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The text `--dry-run` prints: what was detected and why, then the plan.
-pub fn describe(prepared: &Prepared) -> String {
+/// What was detected and why, and the installed kernels (the start of `--dry-run`).
+pub fn describe_detection(prepared: &Prepared) -> String {
     use std::fmt::Write as _;
     let detection = &prepared.detection;
     let mut text = String::new();
@@ -175,6 +175,13 @@ pub fn describe(prepared: &Prepared) -> String {
         .map(|kernel| kernel.release.to_string())
         .collect();
     let _ = writeln!(text, "Installed kernels: {}", kernels.join(", "));
+    text
+}
+
+/// The text `--dry-run` prints: what was detected and why, then the plan.
+pub fn describe(prepared: &Prepared) -> String {
+    use std::fmt::Write as _;
+    let mut text = describe_detection(prepared);
     let _ = write!(text, "{}", prepared.plan.plan.render());
     text
 }

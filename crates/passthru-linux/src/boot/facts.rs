@@ -186,6 +186,38 @@ pub fn read_target(fs: &dyn HostFs, address: PciAddress) -> Result<TargetDevice,
     })
 }
 
+/// A device of the survey's inventory as boot planning needs it (the `modalias` and the
+/// driver's module are read from `fs`, the host the inventory came from).
+pub fn target_from_inventory(
+    fs: &dyn HostFs,
+    device: &crate::inventory::PciDevice,
+) -> Result<TargetDevice, BootError> {
+    let dir = Path::new(DEVICES).join(device.address.to_string());
+    let (Some(vendor), Some(id), Some(class)) = (device.vendor, device.device, device.class) else {
+        return Err(BootError::Malformed {
+            path: dir,
+            what: format!(
+                "the vendor, device or class of {} could not be read",
+                device.address
+            ),
+        });
+    };
+    let driver_module = device
+        .driver
+        .as_deref()
+        .and_then(|driver| crate::sysfs::module_of_driver(fs, driver))
+        .map(|module| normalize_module(&module));
+    Ok(TargetDevice {
+        address: device.address,
+        id: PciId { vendor, device: id },
+        class,
+        driver: device.driver.clone(),
+        driver_module,
+        modalias: fs.read_text(&dir.join("modalias")).ok(),
+        boot_vga: device.boot_vga == Some(true),
+    })
+}
+
 /// Reads the host facts: CPU vendor, every PCI id, installed kernels, `/proc/cmdline`,
 /// `/etc/os-release`.
 pub fn read_host_facts(fs: &dyn HostFs) -> HostFacts {

@@ -105,7 +105,7 @@ fn config_reasons(device: &PciDevice, reasons: &mut Vec<Finding>) {
 
 /// A short description of another device for messages: `0000:06:00.0 (Ethernet controller,
 /// bound to r8169)`.
-fn describe_other(inventory: &Inventory, address: PciAddress) -> String {
+pub(crate) fn describe_other(inventory: &Inventory, address: PciAddress) -> String {
     let Some(other) = inventory.device(address) else {
         return address.to_string();
     };

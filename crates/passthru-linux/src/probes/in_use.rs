@@ -3,8 +3,11 @@
 //! joeknock90/Single-GPU-Passthrough#6, #18, #25).
 //!
 //! Open files are found through `/proc/<pid>/fd/*` links; DRM nodes map to PCI devices through
-//! `/sys/class/drm/<node>/device`, `/dev/nvidiaN` through the "Device Minor" line of
-//! `/proc/driver/nvidia/gpus/<address>/information`. `/dev/snd` is deliberately not checked:
+//! `/sys/class/drm/<node>/device`, framebuffers (`/dev/fbN`, held by Xorg's fbdev driver,
+//! plymouth, `fbi`) through `/sys/class/graphics/fbN/device`, `/dev/nvidiaN` through the
+//! "Device Minor" line of `/proc/driver/nvidia/gpus/<address>/information`. Holders of
+//! `/dev/vfio/<group>` are recorded too: that is a running VM (or another VFIO user), which a
+//! release must not pull the device from. `/dev/snd` is deliberately not checked:
 //! ALSA handles a disappearing HD audio function, and sound servers always hold it.
 
 use std::collections::BTreeMap;
@@ -35,6 +38,8 @@ pub struct DeviceOpeners {
     /// Processes holding NVIDIA's shared files (`/dev/nvidiactl`, `-uvm`, `-modeset`), which
     /// concern every GPU on the nvidia driver.
     pub nvidia_shared: Vec<Opener>,
+    /// IOMMU group → processes holding `/dev/vfio/<group>` (a VM using the group).
+    pub by_vfio_group: BTreeMap<u32, Vec<Opener>>,
     /// Processes whose open files could not be read (not root).
     pub unreadable: usize,
 }
@@ -55,6 +60,17 @@ fn drm_devices(fs: &dyn HostFs) -> BTreeMap<String, PciAddress> {
         }
     }
     nodes
+}
+
+fn framebuffer_nodes(fs: &dyn HostFs) -> BTreeMap<String, PciAddress> {
+    super::console::framebuffers(fs)
+        .into_iter()
+        .map(|(index, address)| (format!("/dev/fb{index}"), address))
+        .collect()
+}
+
+fn vfio_group_of(node: &str) -> Option<u32> {
+    node.strip_prefix("/dev/vfio/")?.parse().ok()
 }
 
 fn nvidia_minors(fs: &dyn HostFs) -> BTreeMap<String, PciAddress> {
@@ -83,7 +99,8 @@ fn is_nvidia_shared(node: &str) -> bool {
 }
 
 pub(super) fn read_openers(fs: &dyn HostFs) -> Result<DeviceOpeners, String> {
-    let drm = drm_devices(fs);
+    let mut drm = drm_devices(fs);
+    drm.extend(framebuffer_nodes(fs));
     let nvidia = nvidia_minors(fs);
     let processes = fs
         .read_dir(Path::new("/proc"))
@@ -110,7 +127,8 @@ pub(super) fn read_openers(fs: &dyn HostFs) -> Result<DeviceOpeners, String> {
             };
             let node = target.to_string_lossy().into_owned();
             let owner = drm.get(&node).or_else(|| nvidia.get(&node));
-            if owner.is_none() && !is_nvidia_shared(&node) {
+            let vfio_group = vfio_group_of(&node);
+            if owner.is_none() && vfio_group.is_none() && !is_nvidia_shared(&node) {
                 continue;
             }
             let command = command
@@ -120,20 +138,26 @@ pub(super) fn read_openers(fs: &dyn HostFs) -> Result<DeviceOpeners, String> {
                 })
                 .clone();
             let opener = Opener { pid, command, node };
-            match owner {
-                Some(address) => openers.by_device.entry(*address).or_default().push(opener),
-                None => openers.nvidia_shared.push(opener),
+            match (owner, vfio_group) {
+                (Some(address), _) => openers.by_device.entry(*address).or_default().push(opener),
+                (None, Some(group)) => openers.by_vfio_group.entry(group).or_default().push(opener),
+                (None, None) => openers.nvidia_shared.push(opener),
             }
         }
     }
-    for list in openers.by_device.values_mut() {
+    for list in openers
+        .by_device
+        .values_mut()
+        .chain(openers.by_vfio_group.values_mut())
+    {
         list.dedup();
     }
     openers.nvidia_shared.dedup();
     Ok(openers)
 }
 
-fn describe(openers: &[Opener]) -> String {
+/// Says who holds which files, once each: `qemu-system-x86 (pid 812) has /dev/vfio/3 open`.
+pub fn describe(openers: &[Opener]) -> String {
     let mut seen: Vec<String> = Vec::new();
     for opener in openers {
         let text = format!(

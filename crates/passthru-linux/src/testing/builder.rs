@@ -108,6 +108,20 @@ impl FakeDevice {
         self
     }
 
+    /// `modalias` as the kernel writes it (drivers/pci/pci-sysfs.c `modalias_show`).
+    fn modalias(&self) -> String {
+        format!(
+            "pci:v{:08X}d{:08X}sv{:08X}sd{:08X}bc{:02X}sc{:02X}i{:02X}\n",
+            self.vendor,
+            self.device,
+            self.subsystem.0,
+            self.subsystem.1,
+            self.class >> 16,
+            (self.class >> 8) & 0xff,
+            self.class & 0xff
+        )
+    }
+
     /// The first 64 bytes of config space, as a non-root reader sees them.
     fn config_header(&self) -> Vec<u8> {
         let mut config = vec![0u8; 64];
@@ -200,6 +214,9 @@ pub struct FakeKernelBuilder {
     devices: Vec<FakeDevice>,
     modules: Vec<FakeModule>,
     files: Vec<(PathBuf, Vec<u8>)>,
+    links: Vec<(PathBuf, PathBuf)>,
+    framebuffers: Vec<(u32, PciAddress)>,
+    fbcon: bool,
 }
 
 impl FakeKernelBuilder {
@@ -217,6 +234,16 @@ impl FakeKernelBuilder {
     /// An active AMD IOMMU (`/sys/class/iommu/ivhd0`).
     pub fn amd_iommu(mut self) -> Self {
         self.iommu = Some("ivhd0");
+        self
+    }
+
+    /// No IOMMU at all: no `/sys/class/iommu` unit and no device in a group (call it after
+    /// the devices are added).
+    pub fn without_iommu(mut self) -> Self {
+        self.iommu = None;
+        for device in &mut self.devices {
+            device.group = None;
+        }
         self
     }
 
@@ -244,6 +271,31 @@ impl FakeKernelBuilder {
     pub fn file(mut self, path: &str, contents: impl AsRef<[u8]>) -> Self {
         self.files
             .push((PathBuf::from(path), contents.as_ref().to_vec()));
+        self
+    }
+
+    /// Adds a symbolic link anywhere (`/proc/<pid>/fd/<n>`, `/sys/class/net/<if>`, ...).
+    pub fn symlink(mut self, path: &str, target: &str) -> Self {
+        self.links
+            .push((PathBuf::from(path), PathBuf::from(target)));
+        self
+    }
+
+    /// A framebuffer `/dev/fb<index>` of `device` (`/sys/class/graphics/fb<index>/device`),
+    /// as a DRM driver's fbdev emulation registers it.
+    pub fn framebuffer(mut self, index: u32, device: &str) -> Self {
+        self.framebuffers.push((
+            index,
+            device
+                .parse()
+                .unwrap_or_else(|error| panic!("fake framebuffer device: {error}")),
+        ));
+        self
+    }
+
+    /// fbcon bound to the virtual terminals (`/sys/class/vtconsole/vtcon1`, as in the lab).
+    pub fn fbcon(mut self) -> Self {
+        self.fbcon = true;
         self
     }
 
@@ -317,6 +369,7 @@ impl FakeKernelBuilder {
             tree.file(path.join("class"), hex(6, device.class));
             tree.file(path.join("revision"), hex(2, device.revision.into()));
             tree.file(path.join("config"), device.config_header());
+            tree.file(path.join("modalias"), device.modalias());
             for (name, contents) in &device.files {
                 tree.file(path.join(name), contents);
             }
@@ -346,8 +399,29 @@ impl FakeKernelBuilder {
                 },
             );
         }
+        module_index(&mut tree, &self.devices, &self.modules);
+        // What the refusal probes read, as in the lab's guest: an initramfs root, no
+        // network route, no firmware framebuffer, no process holding a device.
+        tree.dir("/proc");
+        tree.file(
+            "/proc/self/mountinfo",
+            "1 1 0:2 / / rw - rootfs rootfs rw\n16 1 0:4 / /proc rw,relatime - proc proc rw\n",
+        );
+        tree.file(
+            "/proc/net/route",
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+        );
+        tree.file(
+            "/proc/iomem",
+            "00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n",
+        );
+        tree.file("/proc/cmdline", "console=ttyS0 intel_iommu=on iommu=pt\n");
+        consoles(&mut tree, &paths, &self.framebuffers, self.fbcon);
         for (path, contents) in &self.files {
             tree.file(path, contents);
+        }
+        for (path, target) in &self.links {
+            tree.symlink(path, target);
         }
         let modules = self
             .modules
@@ -361,5 +435,81 @@ impl FakeKernelBuilder {
             .map(|device| device.address)
             .collect();
         FakeKernel::from_parts(tree, devices, modules, &unbound)
+    }
+}
+
+/// The running kernel's release and module index (`modules.dep`, `modules.alias`): each
+/// module that provides a driver gets an alias for the ids of the devices it drives, as
+/// `depmod` would write from the module's id table.
+fn module_index(tree: &mut MemTree, devices: &[FakeDevice], modules: &[FakeModule]) {
+    const RELEASE: &str = "6.1.0-fake";
+    tree.file("/proc/sys/kernel/osrelease", format!("{RELEASE}\n"));
+    let dir = PathBuf::from(format!("/lib/modules/{RELEASE}"));
+    let mut dep = String::new();
+    let mut aliases = String::from("# Aliases extracted from modules themselves.\n");
+    for module in modules.iter().filter(|module| !module.state.builtin) {
+        let depends: Vec<String> = module
+            .state
+            .depends
+            .iter()
+            .map(|name| format!("kernel/fake/{name}.ko"))
+            .collect();
+        dep.push_str(&format!(
+            "kernel/fake/{}.ko: {}\n",
+            module.name,
+            depends.join(" ")
+        ));
+        let Some(driver) = &module.state.driver else {
+            continue;
+        };
+        for device in devices
+            .iter()
+            .filter(|device| device.driver.as_deref() == Some(driver.as_str()))
+        {
+            let line = format!(
+                "alias pci:v{:08X}d{:08X}sv*sd*bc*sc*i* {}\n",
+                device.vendor, device.device, module.name
+            );
+            if !aliases.contains(&line) {
+                aliases.push_str(&line);
+            }
+        }
+    }
+    tree.file(dir.join("modules.dep"), dep);
+    tree.file(dir.join("modules.alias"), aliases);
+}
+
+/// `/sys/class/graphics/fbN` and `/sys/class/vtconsole`, as the lab's guest shows them.
+fn consoles(
+    tree: &mut MemTree,
+    paths: &BTreeMap<PciAddress, PathBuf>,
+    framebuffers: &[(u32, PciAddress)],
+    fbcon: bool,
+) {
+    for (index, device) in framebuffers {
+        let Some(device_dir) = paths.get(device) else {
+            panic!("fake framebuffer of a device that does not exist: {device}");
+        };
+        let real = device_dir.join("graphics").join(format!("fb{index}"));
+        tree.file(real.join("name"), b"bochs-drmdrmfb\n");
+        tree.symlink(real.join("device"), relative(&real, device_dir));
+        tree.symlink(
+            format!("/sys/class/graphics/fb{index}"),
+            relative(Path::new("/sys/class/graphics"), &real),
+        );
+    }
+    tree.dir("/sys/class/vtconsole");
+    let consoles = [
+        ("vtcon0", "(S) dummy device", !fbcon),
+        ("vtcon1", "(M) frame buffer device", fbcon),
+    ];
+    for (name, description, bound) in consoles.iter().take(if fbcon { 2 } else { 1 }) {
+        let dir = PathBuf::from(format!("/sys/devices/virtual/vtconsole/{name}"));
+        tree.file(dir.join("name"), format!("{description}\n"));
+        tree.file(dir.join("bind"), if *bound { "1\n" } else { "0\n" });
+        tree.symlink(
+            Path::new("/sys/class/vtconsole").join(name),
+            relative(Path::new("/sys/class/vtconsole"), &dir),
+        );
     }
 }

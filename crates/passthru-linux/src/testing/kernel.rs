@@ -107,6 +107,12 @@ impl FakeKernel {
         self.tree.file(path, contents);
     }
 
+    /// Adds or replaces a symbolic link (e.g. `/proc/<pid>/fd/<n>` of a process holding a
+    /// device file).
+    pub fn put_symlink(&mut self, path: impl AsRef<Path>, target: impl AsRef<Path>) {
+        self.tree.symlink(path, target);
+    }
+
     /// Every write and command so far, in order (`write PATH "VALUE"`, `run COMMAND`).
     pub fn log(&self) -> &[String] {
         &self.log

@@ -15,6 +15,15 @@ pub mod lab {
     pub const AUDIO: &str = "0000:01:00.1";
     /// The host's network card (`e1000e`, group 4).
     pub const NIC: &str = "0000:00:03.0";
+    /// The root port above the PCIe-to-PCI bridge (`pcieport`, group 6), in
+    /// [`FakeKernel::q35_lab`](super::FakeKernel::q35_lab).
+    pub const BRIDGE_PORT: &str = "0000:00:06.0";
+    /// The PCIe-to-PCI bridge (no driver, group 7).
+    pub const PCI_BRIDGE: &str = "0000:07:00.0";
+    /// The first e1000 behind the bridge (group 7).
+    pub const BRIDGED_NIC_1: &str = "0000:08:01.0";
+    /// The second e1000 behind the bridge (group 7).
+    pub const BRIDGED_NIC_2: &str = "0000:08:02.0";
 }
 
 impl FakeKernel {
@@ -100,6 +109,54 @@ impl FakeKernel {
                     .group(4)
                     .driver("e1000e"),
             )
+    }
+}
+
+impl FakeKernel {
+    /// [`FakeKernel::gpu_with_audio`] as the VM lab's guest shows it in full: fbcon bound and
+    /// drawing on the boot VGA's framebuffer (`fb0`; the GPU-like device has `fb1`), and a
+    /// PCIe-to-PCI bridge whose two `e1000` cards share IOMMU group 7 with it.
+    pub fn q35_lab() -> Self {
+        Self::q35_lab_builder().build()
+    }
+
+    /// [`FakeKernel::q35_lab`] before building.
+    pub fn q35_lab_builder() -> FakeKernelBuilder {
+        Self::gpu_with_audio_builder()
+            .module(FakeModule::new("e1000").driver("e1000").loaded())
+            .device(
+                FakeDevice::new(lab::BRIDGE_PORT)
+                    .ids(0x1b36, 0x000c)
+                    .class(0x060400)
+                    .group(6)
+                    .driver("pcieport"),
+            )
+            .device(
+                FakeDevice::new(lab::PCI_BRIDGE)
+                    .behind(lab::BRIDGE_PORT)
+                    .ids(0x1b36, 0x000e)
+                    .class(0x060400)
+                    .group(7),
+            )
+            .device(
+                FakeDevice::new(lab::BRIDGED_NIC_1)
+                    .behind(lab::PCI_BRIDGE)
+                    .ids(0x8086, 0x100e)
+                    .class(0x020000)
+                    .group(7)
+                    .driver("e1000"),
+            )
+            .device(
+                FakeDevice::new(lab::BRIDGED_NIC_2)
+                    .behind(lab::PCI_BRIDGE)
+                    .ids(0x8086, 0x100e)
+                    .class(0x020000)
+                    .group(7)
+                    .driver("e1000"),
+            )
+            .framebuffer(0, lab::BOOT_VGA)
+            .framebuffer(1, lab::GPU)
+            .fbcon()
     }
 }
 

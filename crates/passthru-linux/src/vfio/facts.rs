@@ -6,6 +6,9 @@ use passthru_core::hostfs::HostFs;
 use passthru_core::pci::PciAddress;
 use serde::{Deserialize, Serialize};
 
+use crate::checks::group::group_viability;
+use crate::checks::host::iommu_active;
+use crate::inventory::Inventory;
 use crate::sysfs;
 
 /// One member of an IOMMU group (PCI or not) and its driver.
@@ -15,6 +18,11 @@ pub struct GroupMember {
     pub name: String,
     /// Its driver, if any.
     pub driver: Option<String>,
+    /// Whether it keeps the group from being viable, by the survey's rule
+    /// ([`crate::checks::group::group_viability`]: endpoints on a host driver block, bridges
+    /// never do).
+    #[serde(default)]
+    pub blocking: bool,
 }
 
 /// The sysfs facts a VFIO probe starts from.
@@ -38,52 +46,33 @@ pub struct DeviceFacts {
     pub group_node: bool,
 }
 
-/// Whether a member bound to `driver` still lets its group be viable for VFIO: unbound, a VFIO
-/// driver (vfio-pci or a variant such as `mlx5_vfio_pci`), `pci-stub`, or `pcieport` (which
-/// manages no DMA, Linux 5.19+).
-pub fn driver_keeps_group_viable(driver: Option<&str>) -> bool {
-    match driver {
-        None => true,
-        Some(name) => name.contains("vfio") || name == "pci-stub" || name == "pcieport",
-    }
-}
-
 impl DeviceFacts {
-    /// Reads the facts from the host.
-    pub fn gather(fs: &dyn HostFs, device: PciAddress) -> Self {
-        let present = fs.exists(&sysfs::device_dir(device));
-        let iommu_group = sysfs::iommu_group(fs, device).ok().flatten();
-        let iommu_active = fs
-            .read_dir(Path::new("/sys/class/iommu"))
-            .is_ok_and(|entries| !entries.is_empty());
-        let mut group_members = Vec::new();
-        if let Some(group) = iommu_group {
-            let dir = format!("/sys/kernel/iommu_groups/{group}/devices");
-            for entry in fs.read_dir(Path::new(&dir)).unwrap_or_default() {
-                if entry.name == device.to_string() {
-                    continue;
-                }
-                let member = Path::new(&dir).join(&entry.name);
-                let driver = sysfs::canonicalize(fs, &member)
-                    .ok()
-                    .and_then(|real| fs.read_link(&real.join("driver")).ok())
-                    .and_then(|target| {
-                        target
-                            .file_name()
-                            .map(|name| name.to_string_lossy().into_owned())
-                    });
-                group_members.push(GroupMember {
-                    name: entry.name,
-                    driver,
-                });
-            }
-        }
+    /// The facts of `device` from the survey's inventory of the host, plus the VFIO device
+    /// nodes from `fs` (the host the inventory was read from).
+    pub fn from_inventory(fs: &dyn HostFs, inventory: &Inventory, device: PciAddress) -> Self {
+        let found = inventory.device(device);
+        let iommu_group = found.and_then(|found| found.iommu_group);
+        let group_members = iommu_group
+            .and_then(|number| inventory.group(number))
+            .map(|group| {
+                group_viability(inventory, group)
+                    .members
+                    .into_iter()
+                    .filter(|member| member.name != device.to_string())
+                    .map(|member| GroupMember {
+                        name: member.name,
+                        driver: member.driver,
+                        blocking: member.blocking,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Self {
             device,
-            present,
-            driver: sysfs::current_driver(fs, device).ok().flatten(),
+            present: found.is_some(),
+            driver: found.and_then(|found| found.driver.clone()),
             iommu_group,
-            iommu_active,
+            iommu_active: iommu_active(inventory),
             group_members,
             container_node: fs.exists(Path::new(sysfs::VFIO_CONTAINER)),
             group_node: iommu_group.is_some_and(|group| fs.exists(&sysfs::vfio_group_node(group))),
@@ -94,7 +83,7 @@ impl DeviceFacts {
     pub fn blocking_members(&self) -> Vec<&GroupMember> {
         self.group_members
             .iter()
-            .filter(|member| !driver_keeps_group_viable(member.driver.as_deref()))
+            .filter(|member| member.blocking)
             .collect()
     }
 }

@@ -10,11 +10,11 @@ mod facts;
 mod report;
 mod trace;
 
-pub use facts::{DeviceFacts, GroupMember, driver_keeps_group_viable};
+pub use facts::{DeviceFacts, GroupMember};
 pub use report::{
     IrqSummary, Problem, RegionSummary, ResetResult, VfioReport, interpret, sysfs_problems,
 };
 pub use trace::{
-    Outcome, ProbeTrace, RawDeviceInfo, RawIrqInfo, RawRegionInfo, irq_index_name,
-    region_index_name, uapi,
+    Outcome, ProbeTrace, RawDependentDevice, RawDeviceInfo, RawIrqInfo, RawRegionInfo,
+    irq_index_name, region_index_name, uapi,
 };

@@ -4,7 +4,9 @@ use passthru_core::pci::PciAddress;
 use serde::{Deserialize, Serialize};
 
 use super::facts::DeviceFacts;
-use super::trace::{Outcome, ProbeTrace, RawDeviceInfo, irq_index_name, region_index_name, uapi};
+use super::trace::{
+    Outcome, ProbeTrace, RawDependentDevice, RawDeviceInfo, irq_index_name, region_index_name, uapi,
+};
 use crate::errno::Errno;
 
 /// Why a device is not ready, with what to do about it.
@@ -70,6 +72,11 @@ pub enum ResetResult {
     Done,
     /// `VFIO_DEVICE_RESET` failed.
     Failed(Errno),
+    /// The device has no reset of its own; a bus or slot reset (`VFIO_DEVICE_PCI_HOT_RESET`)
+    /// reset it together with the other devices of its group there, as QEMU does.
+    HotReset,
+    /// That bus or slot reset failed.
+    HotResetFailed(Errno),
 }
 
 /// The verdict on one device.
@@ -167,8 +174,12 @@ pub fn sysfs_problems(facts: &DeviceFacts) -> Vec<Problem> {
                 list.join(", "),
                 if list.len() == 1 { "is" } else { "are" }
             ),
-            "every device of the group must be on vfio-pci (or unbound) before a VM can use \
-             any of them: `passthru assign --with-group`, or move the card to another slot",
+            format!(
+                "every device of the group must be on vfio-pci (or unbound) before a VM can use \
+                 any of them: `passthru assign {device}` moves the other functions of its card \
+                 along, and with --with-group the rest of the group; or move the card to \
+                 another slot"
+            ),
         ));
     }
     if problems.is_empty() && !facts.container_node {
@@ -322,8 +333,11 @@ fn trace_problem(
         return Some(Problem::new(
             "group-not-viable",
             format!("the kernel says IOMMU group {group} is not viable"),
-            "a device of the group is still bound to a host driver: `passthru survey \
-             --group` shows which; move it with `passthru assign --with-group`",
+            format!(
+                "a device of the group is still bound to a host driver: `passthru survey \
+                 --group {group}` shows which; move it with `passthru assign {} --with-group`",
+                facts.device
+            ),
         ));
     }
     match &trace.set_container {
@@ -431,15 +445,28 @@ fn summarize_device(trace: &ProbeTrace, report: &mut VfioReport) {
             count: irq.count,
         })
         .collect();
+    // vfio-pci answers EINVAL for the VGA region of a device without VGA support and for the
+    // error interrupt of a conventional PCI device: those are absent, not unreadable
+    // (drivers/vfio/pci/vfio_pci_core.c, GET_REGION_INFO and GET_IRQ_INFO).
     let unreadable = trace
         .regions
         .iter()
-        .filter(|outcome| outcome.error().is_some())
+        .enumerate()
+        .filter(|(index, outcome)| {
+            outcome.error().is_some_and(|errno| {
+                !(errno == Errno::EINVAL && *index as u32 == uapi::PCI_VGA_REGION_INDEX)
+            })
+        })
         .count()
         + trace
             .irqs
             .iter()
-            .filter(|outcome| outcome.error().is_some())
+            .enumerate()
+            .filter(|(index, outcome)| {
+                outcome.error().is_some_and(|errno| {
+                    !(errno == Errno::EINVAL && *index as u32 == uapi::PCI_ERR_IRQ_INDEX)
+                })
+            })
             .count();
     if unreadable > 0 {
         report.warnings.push(format!(
@@ -450,7 +477,12 @@ fn summarize_device(trace: &ProbeTrace, report: &mut VfioReport) {
         .interrupts
         .iter()
         .any(|irq| irq.index == uapi::PCI_MSI_IRQ_INDEX || irq.index == uapi::PCI_MSIX_IRQ_INDEX);
-    if !has_msi && info.flags & uapi::DEVICE_FLAGS_PCI != 0 {
+    let has_intx = report
+        .interrupts
+        .iter()
+        .any(|irq| irq.index == uapi::PCI_INTX_IRQ_INDEX);
+    // A device with no interrupt pin at all (QEMU's secondary-vga) has nothing to warn about.
+    if !has_msi && has_intx && info.flags & uapi::DEVICE_FLAGS_PCI != 0 {
         report.warnings.push(
             "the device offers only INTx interrupts (no MSI/MSI-X): it works, but shares a \
              legacy interrupt line and is slower"
@@ -458,10 +490,7 @@ fn summarize_device(trace: &ProbeTrace, report: &mut VfioReport) {
         );
     }
     report.reset = if info.flags & uapi::DEVICE_FLAGS_RESET == 0 {
-        report.warnings.push(
-            "the device cannot be reset: it may fail when the VM starts a second time".into(),
-        );
-        ResetResult::NotSupported
+        hot_reset_result(trace, report)
     } else {
         match &trace.reset {
             None => ResetResult::Skipped,
@@ -478,6 +507,68 @@ fn summarize_device(trace: &ProbeTrace, report: &mut VfioReport) {
             }
         }
     };
+}
+
+/// The reset of a device without a reset of its own: the bus or slot reset QEMU would do.
+fn hot_reset_result(trace: &ProbeTrace, report: &mut VfioReport) -> ResetResult {
+    let cannot = "the device cannot be reset: it may fail when the VM starts a second time";
+    let Some(Outcome::Ok(dependents)) = &trace.hot_reset_info else {
+        if trace.hot_reset_info.is_none() && trace.reset.is_none() {
+            // No reset asked for (--no-reset).
+            report.warnings.push(
+                "the device has no reset of its own, and --no-reset kept passthru from trying \
+                 a bus reset"
+                    .into(),
+            );
+            return ResetResult::NotSupported;
+        }
+        report.warnings.push(cannot.into());
+        return ResetResult::NotSupported;
+    };
+    let others: Vec<String> = dependents
+        .iter()
+        .filter_map(RawDependentDevice::address)
+        .filter(|address| *address != report.device)
+        .map(|address| address.to_string())
+        .collect();
+    let foreign: Vec<String> = dependents
+        .iter()
+        .filter(|dependent| Some(dependent.group_id) != report.iommu_group)
+        .map(|dependent| {
+            dependent.address().map_or_else(
+                || format!("a device in group {}", dependent.group_id),
+                |address| format!("{address} (group {})", dependent.group_id),
+            )
+        })
+        .collect();
+    match &trace.hot_reset {
+        Some(Outcome::Ok(())) => {
+            if !others.is_empty() {
+                report.warnings.push(format!(
+                    "reset by a bus reset, which resets {} too: give them to the same VM",
+                    others.join(", ")
+                ));
+            }
+            ResetResult::HotReset
+        }
+        Some(Outcome::Failed(errno)) => {
+            report.problems.push(failed(
+                "reset-failed",
+                "the bus reset (VFIO_DEVICE_PCI_HOT_RESET)",
+                *errno,
+                "a device of the same bus may be in use (EBUSY, EAGAIN); `dmesg` says more",
+            ));
+            ResetResult::HotResetFailed(*errno)
+        }
+        None => {
+            report.warnings.push(format!(
+                "only a bus reset can reset the device, and it would also reset {}: QEMU can \
+                 do it only when the VM has those devices too",
+                foreign.join(", ")
+            ));
+            ResetResult::NotSupported
+        }
+    }
 }
 
 #[cfg(test)]

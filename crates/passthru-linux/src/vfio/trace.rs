@@ -139,6 +139,33 @@ pub struct RawIrqInfo {
     pub count: u32,
 }
 
+/// One entry of `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` (`struct vfio_pci_dependent_device`): a
+/// device a bus or slot reset would reset too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawDependentDevice {
+    /// Its IOMMU group.
+    pub group_id: u32,
+    /// PCI segment (domain).
+    pub segment: u16,
+    /// Bus number.
+    pub bus: u8,
+    /// Device and function (`device << 3 | function`).
+    pub devfn: u8,
+}
+
+impl RawDependentDevice {
+    /// Its PCI address, when the numbers form one.
+    pub fn address(&self) -> Option<passthru_core::pci::PciAddress> {
+        passthru_core::pci::PciAddress::new(
+            self.segment.into(),
+            self.bus,
+            self.devfn >> 3,
+            self.devfn & 7,
+        )
+        .ok()
+    }
+}
+
 /// What each step of a VFIO probe answered, in order; a step is `None` when an earlier one
 /// made it pointless.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,4 +208,12 @@ pub struct ProbeTrace {
     /// `VFIO_DEVICE_RESET`, when the device supports reset and a reset was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset: Option<Outcome<()>>,
+    /// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO`, when the device has no reset of its own and a
+    /// reset was asked for: the devices a bus or slot reset would reset with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_reset_info: Option<Outcome<Vec<RawDependentDevice>>>,
+    /// `VFIO_DEVICE_PCI_HOT_RESET` with the probed group, when every device it resets belongs
+    /// to that group (QEMU resets such devices this way when a VM starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hot_reset: Option<Outcome<()>>,
 }

@@ -1,10 +1,15 @@
-//! The boot-configuration part of `assign --persistent` and `release --persistent`, and the
-//! undo of `linux-boot` operations.
+//! `assign --persistent` and `release --persistent`: the run-time binding **and** the boot
+//! configuration, as one journal operation (`linux-assign`, see
+//! [`passthru_linux::assign::combined`]) that one `passthru undo` reverts; and the undo of
+//! such operations and of older boot-only ones (`linux-boot`).
 //!
-//! Devices are PCI addresses for now, read straight from `ROOT/sys/bus/pci/devices`; the
-//! survey's device selectors will replace that. Commands run on this machine when the root is
-//! `/`, and inside the root with `chroot` otherwise, so `--root DIR` never touches this
-//! machine's `/etc` or `/boot`.
+//! Devices are named with the survey's selectors over its inventory. The run-time part is
+//! planned by the same planner as a plain `assign`/`release`; it is left out, with a note,
+//! when the root is not the running system (`--root /mnt`: only the boot files of that system
+//! change) and when the only reason it cannot bind now is that no IOMMU is active in this boot
+//! (the boot configuration switches it on). Commands run on this machine when the root is `/`,
+//! and inside the root with `chroot` otherwise, so `--root DIR` never touches this machine's
+//! `/etc` or `/boot`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,9 +18,16 @@ use std::process::ExitCode;
 use clap::Args;
 use passthru_core::hostfs::RealFs;
 use passthru_core::pci::PciAddress;
-use passthru_core::plan::executor::{ExecError, ExecOptions, Progress, Report};
+use passthru_core::plan::Plan;
+use passthru_core::plan::executor::{ExecError, ExecOptions, Report};
 use passthru_core::plan::journal::{Journal, Operation, Outcome, now_rfc3339};
 use passthru_core::runner::{CommandRunner, SystemRunner};
+use passthru_linux::assign::combined::{self, LinuxStep, Ports};
+use passthru_linux::assign::history::recorded_host_drivers;
+use passthru_linux::assign::{
+    AssignRequest, PlanError, ReleaseRequest, prepare_assign, prepare_release,
+};
+use passthru_linux::bind::{SysfsStep, Timeouts};
 use passthru_linux::boot::BootError;
 use passthru_linux::boot::chroot::ChrootRunner;
 use passthru_linux::boot::detect::{BootloaderKind, DetectOptions, GeneratorKind};
@@ -24,7 +36,10 @@ use passthru_linux::boot::facts;
 use passthru_linux::boot::planner::Request;
 use passthru_linux::boot::preflight::{self, RealSpace};
 use passthru_linux::boot::step::BootHost;
+use passthru_linux::inventory::{DeviceRole, Inventory};
 
+use super::linux_host::{inventory_with_names, names_for, plan_failure, root_of};
+use super::progress;
 use crate::cli::GlobalArgs;
 use crate::output::{self, Failure, style};
 
@@ -42,15 +57,21 @@ pub(crate) struct PersistArgs {
     pub(crate) generator: Option<GeneratorKind>,
 }
 
-/// What to do at boot.
+/// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Action {
     Assign,
     Release,
 }
 
-fn root_of(global: &GlobalArgs) -> PathBuf {
-    global.root.clone().unwrap_or_else(|| PathBuf::from("/"))
+/// What the command line asked.
+#[derive(Debug)]
+pub(crate) struct Options<'a> {
+    pub(crate) devices: &'a [String],
+    pub(crate) with_group: bool,
+    pub(crate) force: bool,
+    pub(crate) dry_run: bool,
+    pub(crate) boot: &'a PersistArgs,
 }
 
 /// The runner for the configured system: this machine's own, or `chroot` into the root.
@@ -70,48 +91,185 @@ fn boot_failure(error: &BootError) -> Failure {
     }
 }
 
-fn addresses(devices: &[String]) -> Result<Vec<PciAddress>, Failure> {
-    devices
-        .iter()
-        .map(|device| {
-            PciAddress::parse_lenient(device).map_err(|_| {
-                Failure::new(format!(
-                    "`{device}` is not a PCI address; --persistent takes addresses such as \
-                     0000:01:00.0 or 01:00.0 for now"
-                ))
-                .with_help("run `passthru survey` to see each device's address")
-            })
-        })
-        .collect()
+/// The run-time half: its plan (possibly empty), the devices it concerns, and what to say
+/// about it.
+struct Runtime {
+    plan: Plan<SysfsStep>,
+    devices: Vec<PciAddress>,
+    summary: serde_json::Value,
 }
 
-/// Runs the boot-configuration part of `assign`/`release DEVICE… --persistent`.
+impl Runtime {
+    fn skipped(devices: Vec<PciAddress>, why: String) -> Self {
+        let mut plan = Plan::new("");
+        plan.notes.push(why.clone());
+        Self {
+            plan,
+            devices,
+            summary: serde_json::json!({"skipped": why}),
+        }
+    }
+}
+
+/// The named devices and the other functions of their cards (for the boot part when no
+/// run-time plan says which devices move).
+fn with_card_functions(inventory: &Inventory, selected: &[PciAddress]) -> Vec<PciAddress> {
+    let mut devices: Vec<PciAddress> = inventory
+        .devices
+        .iter()
+        .filter(|device| device.role == DeviceRole::Endpoint)
+        .filter(|device| selected.iter().any(|named| named.same_slot(device.address)))
+        .map(|device| device.address)
+        .collect();
+    devices.extend(selected.iter().copied());
+    devices.sort_unstable();
+    devices.dedup();
+    devices
+}
+
+/// The addresses for `release --persistent`: selectors as usual, but a full or short PCI
+/// address of a device that is gone (a card moved to another slot) is taken as it is, so its
+/// boot configuration can still be removed.
+fn release_addresses(
+    inventory: &Inventory,
+    selectors: &[String],
+) -> Result<Vec<PciAddress>, Failure> {
+    let mut addresses = Vec::new();
+    for selector in selectors {
+        match passthru_linux::assign::select(inventory, std::slice::from_ref(selector)) {
+            Ok(found) => addresses.extend(found),
+            Err(error) => match PciAddress::parse_lenient(selector) {
+                Ok(address) => addresses.push(address),
+                Err(_) => return Err(Failure::from_error(&error)),
+            },
+        }
+    }
+    addresses.sort_unstable();
+    addresses.dedup();
+    Ok(addresses)
+}
+
+fn runtime_part(
+    action: Action,
+    root: &Path,
+    fs: &RealFs,
+    inventory: &Inventory,
+    options: &Options<'_>,
+    global: &GlobalArgs,
+) -> Result<Runtime, Failure> {
+    let selected = match action {
+        Action::Assign => super::linux_host::select(inventory, options.devices)?,
+        Action::Release => release_addresses(inventory, options.devices)?,
+    };
+    if !execute::is_system_root(root) {
+        return Ok(Runtime::skipped(
+            with_card_functions(inventory, &selected),
+            "--root names a system that is not the running one, so only its boot configuration \
+             changes (no binding at run time)"
+                .to_owned(),
+        ));
+    }
+    match action {
+        Action::Assign => {
+            let request = AssignRequest {
+                devices: options.devices.to_vec(),
+                with_group: options.with_group,
+                force: options.force,
+            };
+            match prepare_assign(fs, inventory, &request) {
+                Ok(plan) => {
+                    let mut devices: Vec<PciAddress> =
+                        plan.moves.iter().map(|m| m.device).collect();
+                    devices.extend(plan.already_assigned.iter().copied());
+                    devices.sort_unstable();
+                    Ok(Runtime {
+                        summary: serde_json::json!({
+                            "moves": plan.moves,
+                            "already_assigned": plan.already_assigned,
+                            "left_alone": plan.left_alone,
+                            "forced": plan.forced,
+                            "warnings": plan.warnings,
+                        }),
+                        plan: plan.plan,
+                        devices,
+                    })
+                }
+                Err(PlanError::Refused(refusal)) if refusal.only(&["no-iommu"]) => {
+                    Ok(Runtime::skipped(
+                        with_card_functions(inventory, &selected),
+                        "no IOMMU is active in this boot, so the devices cannot go to vfio-pci \
+                         now; the boot configuration below switches it on and binds them from \
+                         the next boot"
+                            .to_owned(),
+                    ))
+                }
+                Err(error) => Err(plan_failure(&error)),
+            }
+        }
+        Action::Release => {
+            let recorded = {
+                let journal = super::open_journal(global)?;
+                recorded_host_drivers(
+                    &journal
+                        .operations()
+                        .map_err(|error| Failure::from_error(&error))?,
+                )
+            };
+            let present: Vec<String> = selected
+                .iter()
+                .filter(|address| inventory.device(**address).is_some())
+                .map(ToString::to_string)
+                .collect();
+            if present.is_empty() {
+                return Ok(Runtime::skipped(
+                    selected,
+                    "no such device on this host now; only the boot configuration changes"
+                        .to_owned(),
+                ));
+            }
+            let request = ReleaseRequest { devices: present };
+            let plan = prepare_release(fs, inventory, &recorded, &request)
+                .map_err(|error| plan_failure(&error))?;
+            Ok(Runtime {
+                summary: serde_json::json!({
+                    "returns": plan.returns,
+                    "already_released": plan.already_released,
+                }),
+                plan: plan.plan,
+                devices: selected,
+            })
+        }
+    }
+}
+
+/// Runs `assign`/`release DEVICE… --persistent`.
 pub(crate) fn run(
     action: Action,
-    devices: &[String],
-    dry_run: bool,
-    args: &PersistArgs,
+    options: &Options<'_>,
     global: &GlobalArgs,
 ) -> Result<ExitCode, Failure> {
     let root = root_of(global);
     let fs = RealFs::new(&root);
-    let addresses = addresses(devices)?;
+    let inventory = inventory_with_names(&fs, &names_for(&root));
+    let runtime = runtime_part(action, &root, &fs, &inventory, options, global)?;
     let request = match action {
         Action::Assign => Request::Assign(
-            addresses
+            runtime
+                .devices
                 .iter()
-                .map(|address| facts::read_target(&fs, *address))
+                .filter_map(|address| inventory.device(*address))
+                .map(|device| facts::target_from_inventory(&fs, device))
                 .collect::<Result<_, _>>()
                 .map_err(|error| boot_failure(&error))?,
         ),
-        Action::Release => Request::Release(addresses),
+        Action::Release => Request::Release(runtime.devices.clone()),
     };
-    let options = DetectOptions {
-        bootloader: args.bootloader,
-        generator: args.generator,
+    let detect = DetectOptions {
+        bootloader: options.boot.bootloader,
+        generator: options.boot.generator,
         ..DetectOptions::default()
     };
-    let prepared = execute::prepare(&fs, &request, options, &now_rfc3339())
+    let prepared = execute::prepare(&fs, &request, detect, &now_rfc3339())
         .map_err(|error| boot_failure(&error))?;
     let findings = preflight::check(
         &prepared.plan,
@@ -120,9 +278,21 @@ pub(crate) fn run(
         &mut SystemRunner,
         &RealSpace(fs.clone()),
     );
+    let plan = combined::combine(
+        prepared.plan.plan.operation.clone(),
+        &runtime.plan,
+        &prepared.plan.plan,
+    );
 
-    if dry_run || prepared.plan.is_empty() {
-        return show_plan(&prepared, &findings, dry_run, global);
+    if options.dry_run || plan.steps.is_empty() {
+        return show_plan(
+            &prepared,
+            &plan,
+            &runtime,
+            &findings,
+            options.dry_run,
+            global,
+        );
     }
     if !findings.ok() {
         return Err(Failure::new(format!(
@@ -133,23 +303,46 @@ pub(crate) fn run(
     }
 
     let mut journal = super::open_journal(global)?;
-    let mut host = BootHost::new(&root, runner_for(&root), journal.blobs());
+    let kernel = passthru_linux::sys::open_kernel_port(&root, Timeouts::default())
+        .map_err(|error| Failure::from_error(&error))?;
+    let mut ports = Ports {
+        kernel,
+        boot: BootHost::new(&root, runner_for(&root), journal.blobs()),
+    };
+    let mut out = anstream::stdout().lock();
     if !global.json {
-        let mut out = anstream::stdout().lock();
-        let _ = write!(out, "{}", execute::describe(&prepared));
+        let _ = write!(out, "{}", execute::describe_detection(&prepared));
+        for note in &plan.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
         let _ = writeln!(out);
     }
-    let result = execute::apply(
+    let result = combined::apply(
         &mut journal,
-        &prepared.plan,
-        &mut host,
+        &plan,
+        &prepared.plan.contents,
+        &mut ports,
         &ExecOptions::default(),
-        &mut progress_printer(global.json),
+        &mut progress::printer(&mut out, global.json),
     );
-    finish(result, global, "Applied", || {
-        "The boot configuration is in place; it takes effect at the next boot. \
-         `passthru undo` takes it back."
-            .to_owned()
+    drop(out);
+    let bound_now = plan
+        .steps
+        .iter()
+        .any(|step| matches!(step, LinuxStep::Sysfs(_)));
+    finish(result, global, "Applied", || match (action, bound_now) {
+        (Action::Assign, true) => "The devices are on vfio-pci now and the boot configuration \
+             keeps them there from the next boot. `passthru undo` takes both back."
+            .to_owned(),
+        (Action::Assign, false) => "The boot configuration is in place; it takes effect at the \
+             next boot. `passthru undo` takes it back."
+            .to_owned(),
+        (Action::Release, true) => "The devices are back with the host and the boot \
+             configuration no longer claims them. `passthru undo` takes both back."
+            .to_owned(),
+        (Action::Release, false) => "The boot configuration no longer claims the devices; it \
+             takes effect at the next boot. `passthru undo` takes it back."
+            .to_owned(),
     })
 }
 
@@ -163,6 +356,8 @@ fn bullet_list(items: &[String]) -> String {
 
 fn show_plan(
     prepared: &Prepared,
+    plan: &Plan<LinuxStep>,
+    runtime: &Runtime,
     findings: &preflight::Findings,
     dry_run: bool,
     global: &GlobalArgs,
@@ -175,21 +370,23 @@ fn show_plan(
     if global.json {
         output::print_json(&serde_json::json!({
             "schema": "passthru.boot-plan/1",
-            "operation": prepared.plan.plan.operation,
+            "operation": plan.operation,
+            "runtime": runtime.summary,
             "bootloader": prepared.detection.bootloader.kind(),
             "bootloader_evidence": prepared.detection.bootloader_evidence,
             "initramfs": prepared.detection.generator.kind,
             "initramfs_evidence": prepared.detection.generator_evidence,
             "kernels": prepared.facts.kernels.iter().map(|k| k.release.to_string()).collect::<Vec<_>>(),
-            "notes": prepared.plan.plan.notes,
-            "steps": prepared.plan.plan.views(),
+            "notes": plan.notes,
+            "steps": plan.views(),
             "problems": findings.problems,
             "dry_run": dry_run,
         }))?;
         return Ok(code);
     }
     let mut out = anstream::stdout().lock();
-    let _ = write!(out, "{}", execute::describe(prepared));
+    let _ = write!(out, "{}", execute::describe_detection(prepared));
+    let _ = write!(out, "{}", plan.render());
     if findings.ok() {
         let _ = writeln!(
             out,
@@ -206,53 +403,15 @@ fn show_plan(
             bullet_list(&findings.problems)
         );
     }
-    if prepared.plan.is_empty() {
+    if plan.steps.is_empty() {
         let _ = writeln!(
             out,
-            "Nothing to change: the boot configuration is already as asked."
+            "Nothing to change: the devices and the boot configuration are already as asked."
         );
     } else if dry_run {
         let _ = writeln!(out, "Dry run: nothing was changed.");
     }
     Ok(code)
-}
-
-/// Prints each step as it runs (text mode only).
-fn progress_printer(json: bool) -> impl FnMut(Progress<'_>) {
-    move |progress| {
-        if json {
-            return;
-        }
-        let mut out = anstream::stdout().lock();
-        let _ = match progress {
-            Progress::Applying { index, total, view } => {
-                write!(out, "[{}/{total}] {} ... ", index + 1, view.summary)
-            }
-            Progress::Applied { .. } => {
-                writeln!(out, "{}ok{}", style::GOOD, style::GOOD.render_reset())
-            }
-            Progress::Failed { error, .. } => writeln!(
-                out,
-                "{}failed{}\n  {}",
-                style::BAD,
-                style::BAD.render_reset(),
-                error.message.replace('\n', "\n  ")
-            ),
-            Progress::Undoing { index, view } => {
-                write!(out, "  undo {}: {} ... ", index + 1, view.summary)
-            }
-            Progress::Undone { .. } => {
-                writeln!(out, "{}restored{}", style::GOOD, style::GOOD.render_reset())
-            }
-            Progress::UndoFailed { error, .. } => writeln!(
-                out,
-                "{}could not restore{}\n    {}",
-                style::BAD,
-                style::BAD.render_reset(),
-                error.message.replace('\n', "\n    ")
-            ),
-        };
-    }
 }
 
 fn finish(
@@ -290,64 +449,87 @@ fn finish(
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(RunError::Exec(ExecError::StepFailed {
-            index,
-            error,
-            rollback,
-        })) => {
-            let restored = rollback.outcome == Outcome::RolledBack;
-            let mut failure = Failure::new(format!(
-                "step {} failed: {}\n{}",
-                index + 1,
-                error.message,
-                if restored {
-                    "Every change was rolled back; the system is as it was."
-                } else {
-                    "The rollback could not put everything back; see the errors above."
-                }
-            ));
-            if let Some(help) = error.help {
-                failure = failure.with_help(help);
-            }
-            Err(failure)
+        Err(RunError::Exec(error @ ExecError::StepFailed { .. })) => {
+            Err(super::assign::linux::step_failure(error).0)
         }
         Err(error) => Err(Failure::from_error(&error)),
     }
 }
 
-/// Undoes a `linux-boot` operation (also one interrupted by a crash).
-pub(crate) fn undo(
-    journal: &mut Journal,
+/// The root an operation recorded, checked against `--root`.
+fn undo_root(
     operation: &Operation,
+    recorded: Option<PathBuf>,
     global: &GlobalArgs,
-) -> Result<ExitCode, Failure> {
-    let recorded = execute::operation_root(operation).ok_or_else(|| {
+) -> Result<PathBuf, Failure> {
+    let recorded = recorded.ok_or_else(|| {
         Failure::new(format!(
             "operation {} has no record of the system it changed",
             operation.id
         ))
     })?;
-    let root = match &global.root {
+    match &global.root {
         Some(root) if !passthru_linux::boot::step::root_matches(&recorded, root) => {
-            return Err(Failure::new(format!(
+            Err(Failure::new(format!(
                 "operation {} changed the system under {}, not {}",
                 operation.id,
                 recorded.display(),
                 root.display()
             ))
-            .with_help(format!("run `passthru --root {} undo`", recorded.display())));
+            .with_help(format!("run `passthru --root {} undo`", recorded.display())))
         }
-        Some(root) => root.clone(),
-        None => recorded,
-    };
+        Some(root) => Ok(root.clone()),
+        None => Ok(recorded),
+    }
+}
+
+/// Undoes a `linux-boot` operation (boot configuration only, written by earlier builds).
+pub(crate) fn undo(
+    journal: &mut Journal,
+    operation: &Operation,
+    global: &GlobalArgs,
+) -> Result<ExitCode, Failure> {
+    let root = undo_root(operation, execute::operation_root(operation), global)?;
     let mut host = BootHost::new(&root, runner_for(&root), journal.blobs());
+    let mut out = anstream::stdout().lock();
     let result = execute::undo(
         journal,
         operation,
         &mut host,
-        &mut progress_printer(global.json),
+        &mut progress::printer(&mut out, global.json),
     );
+    drop(out);
     finish(result, global, "Undone", || {
         "Every file is back as it was and the boot files were rebuilt.".to_owned()
+    })
+}
+
+/// Undoes a `linux-assign` operation (`--persistent`: run-time binding and boot
+/// configuration), also one interrupted by a crash.
+pub(crate) fn undo_combined(
+    journal: &mut Journal,
+    operation: &Operation,
+    global: &GlobalArgs,
+) -> Result<ExitCode, Failure> {
+    let root = undo_root(operation, combined::operation_root(operation), global)?;
+    let kernel = passthru_linux::sys::open_kernel_port(&root, Timeouts::default())
+        .map_err(|error| Failure::from_error(&error))?;
+    let mut ports = Ports {
+        kernel,
+        boot: BootHost::new(&root, runner_for(&root), journal.blobs()),
+    };
+    let mut out = anstream::stdout().lock();
+    let result = passthru_core::plan::executor::undo::<LinuxStep>(
+        journal,
+        operation,
+        &mut ports,
+        &mut progress::printer(&mut out, global.json),
+    )
+    .map_err(RunError::from);
+    drop(out);
+    finish(result, global, "Undone", || {
+        "The devices are back as they were, every boot file is restored and the boot files \
+         were rebuilt."
+            .to_owned()
     })
 }

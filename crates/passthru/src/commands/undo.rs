@@ -52,6 +52,8 @@ pub(crate) fn run(args: UndoArgs, global: &GlobalArgs) -> Result<ExitCode, Failu
         "linux-sysfs" => undo_linux_sysfs(&mut journal, &operation, &args, global),
         "linux-boot" if args.dry_run => show_pending(&operation, global, |_| None),
         "linux-boot" => super::persist::undo(&mut journal, &operation, global),
+        "linux-assign" if args.dry_run => show_pending(&operation, global, |_| None),
+        "linux-assign" => super::persist::undo_combined(&mut journal, &operation, global),
         "hyperv" => crate::hyperv::undo::undo(&mut journal, &operation, args.dry_run, global),
         "guest-driver" => super::driver::undo(&mut journal, &operation, args.dry_run, global),
         other => Err(unknown_kind(other, &operation)),

@@ -7,16 +7,17 @@ use std::process::ExitCode;
 
 use clap::Args;
 use passthru_core::hostfs::RealFs;
-use passthru_core::pci::PciAddress;
 use passthru_linux::vfio::{DeviceFacts, ResetResult, VfioReport, interpret, sysfs_problems};
 
+use super::linux_host::{inventory_with_names, names_for, select};
 use crate::cli::GlobalArgs;
 use crate::output::{self, Failure, style};
 
 /// Arguments of `passthru verify`.
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
-    /// Devices to check, by PCI address (0000:01:00.0 or 01:00.0).
+    /// Devices to check: BDF (0000:01:00.0), short BDF (01:00.0), vendor:device, or a name
+    /// substring, as `passthru survey` takes them.
     #[arg(value_name = "DEVICE", required = true)]
     pub(crate) devices: Vec<String>,
 
@@ -27,24 +28,14 @@ pub(crate) struct VerifyArgs {
 }
 
 pub(crate) fn run(args: VerifyArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
-    let devices = args
-        .devices
-        .iter()
-        .map(|text| {
-            PciAddress::parse_lenient(text).map_err(|error| {
-                Failure::new(error.to_string()).with_help(
-                    "`passthru verify` takes PCI addresses such as 0000:01:00.0 or 01:00.0; \
-                     `passthru survey` lists them",
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let root = global.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let fs = RealFs::new(&root);
+    let inventory = inventory_with_names(&fs, &names_for(&root));
+    let devices = select(&inventory, &args.devices)?;
     let reports: Vec<VfioReport> = devices
         .iter()
         .map(|&device| {
-            let facts = DeviceFacts::gather(&fs, device);
+            let facts = DeviceFacts::from_inventory(&fs, &inventory, device);
             let trace = match (sysfs_problems(&facts).is_empty(), facts.iommu_group) {
                 (true, Some(group)) => {
                     passthru_linux::sys::probe_vfio(&root, device, group, !args.no_reset).ok()
@@ -146,6 +137,8 @@ fn print_report(out: &mut impl Write, report: &VfioReport) {
         ResetResult::Skipped => Some("skipped (--no-reset)".to_owned()),
         ResetResult::Done => Some("done".to_owned()),
         ResetResult::Failed(errno) => Some(format!("failed ({errno})")),
+        ResetResult::HotReset => Some("done (bus reset)".to_owned()),
+        ResetResult::HotResetFailed(errno) => Some(format!("bus reset failed ({errno})")),
     };
     if let Some(reset) = reset {
         let _ = writeln!(out, "  reset: {reset}");
@@ -201,6 +194,26 @@ mod tests {
           regions: BAR0 16 KiB (mmap), BAR4 64 KiB (mmap), config 4 KiB
           interrupts: INTx 1, MSI 1, MSI-X 66, error 1, request 1
           reset: done
+        ");
+    }
+
+    #[test]
+    fn the_lab_gpu_reads_as_in_the_documentation() {
+        let output: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../passthru-linux/tests/data/vfio/lab-q35-intel-iommu-gpu.json"
+        ))
+        .unwrap();
+        let report: VfioReport = serde_json::from_value(output["devices"][0].clone()).unwrap();
+        let mut out = Vec::new();
+        print_report(&mut out, &report);
+        let text = String::from_utf8(out).unwrap();
+        insta::assert_snapshot!(anstream::adapter::strip_str(&text).to_string(), @r"
+        0000:01:00.0  ready for a VM
+          driver vfio-pci, IOMMU group 8, VFIO API 0, type1v2 IOMMU
+          regions: BAR0 16 MiB (mmap), BAR2 4 KiB (mmap), config 256 B
+          interrupts: request 1
+          reset: done (bus reset)
+          warning: reset by a bus reset, which resets 0000:01:00.1 too: give them to the same VM
         ");
     }
 

@@ -12,7 +12,9 @@ use std::path::Path;
 use passthru_core::pci::PciAddress;
 
 use crate::errno::Errno;
-use crate::vfio::{Outcome, ProbeTrace, RawDeviceInfo, RawIrqInfo, RawRegionInfo, uapi};
+use crate::vfio::{
+    Outcome, ProbeTrace, RawDependentDevice, RawDeviceInfo, RawIrqInfo, RawRegionInfo, uapi,
+};
 
 const VFIO_TYPE: u32 = b';' as u32;
 const VFIO_BASE: u32 = 100;
@@ -32,6 +34,12 @@ const VFIO_DEVICE_GET_INFO: libc::Ioctl = vfio_io(7);
 const VFIO_DEVICE_GET_REGION_INFO: libc::Ioctl = vfio_io(8);
 const VFIO_DEVICE_GET_IRQ_INFO: libc::Ioctl = vfio_io(9);
 const VFIO_DEVICE_RESET: libc::Ioctl = vfio_io(11);
+const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: libc::Ioctl = vfio_io(12);
+const VFIO_DEVICE_PCI_HOT_RESET: libc::Ioctl = vfio_io(13);
+
+/// Most devices one bus reset may concern that passthru asks about (a bus has at most 256
+/// functions).
+const MAX_DEPENDENT_DEVICES: u32 = 256;
 
 /// Upper bound on region and interrupt indexes read (vfio-pci has 9 and 5).
 const MAX_INDEXES: u32 = 64;
@@ -283,11 +291,72 @@ pub fn probe(root: &Path, device: PciAddress, group: u32, reset: bool) -> ProbeT
     }
     if reset && info.flags & uapi::DEVICE_FLAGS_RESET != 0 {
         trace.reset = Some(unit(&ioctl_value(&device_fd, VFIO_DEVICE_RESET, 0)));
+    } else if reset {
+        hot_reset(&device_fd, &group_fd, group, &mut trace);
     }
     drop(device_fd);
     drop(group_fd);
     drop(container);
     trace
+}
+
+/// QEMU's reset for a device without one of its own (`vfio_pci_hot_reset_one`): ask which
+/// devices a bus or slot reset concerns, and reset them together when they all belong to the
+/// probed group (the only group this process holds).
+fn hot_reset(device_fd: &OwnedFd, group_fd: &OwnedFd, group: u32, trace: &mut ProbeTrace) {
+    // `struct vfio_pci_hot_reset_info`: argsz, flags, count, then `count` entries of two words
+    // (`struct vfio_pci_dependent_device`). The first call with the header alone answers
+    // ENOSPC and the count.
+    let mut header = [3 * 4_u32, 0, 0];
+    let count = match ioctl_struct(device_fd, VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, &mut header) {
+        Outcome::Ok(_) => header[2],
+        Outcome::Failed(errno) if errno == Errno::ENOSPC => header[2],
+        Outcome::Failed(errno) => {
+            trace.hot_reset_info = Some(Outcome::Failed(errno));
+            return;
+        }
+    };
+    let count = count.min(MAX_DEPENDENT_DEVICES);
+    let mut buffer = vec![0_u32; 3 + 2 * count as usize];
+    buffer[0] = 4 * (3 + 2 * count);
+    // SAFETY: the buffer holds `argsz` bytes (the header and room for `count` entries), all
+    // exclusively borrowed for the call; the kernel writes at most `argsz` bytes.
+    let result = unsafe {
+        libc::ioctl(
+            device_fd.as_raw_fd(),
+            VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
+            buffer.as_mut_ptr(),
+        )
+    };
+    if result < 0 {
+        trace.hot_reset_info = Some(Outcome::Failed(last_errno()));
+        return;
+    }
+    let answered = buffer[2].min(count) as usize;
+    let devices: Vec<RawDependentDevice> = buffer[3..3 + 2 * answered]
+        .chunks_exact(2)
+        .map(|words| {
+            let [segment_low, segment_high, bus, devfn] = words[1].to_ne_bytes();
+            RawDependentDevice {
+                group_id: words[0],
+                segment: u16::from_ne_bytes([segment_low, segment_high]),
+                bus,
+                devfn,
+            }
+        })
+        .collect();
+    let only_ours = devices.iter().all(|device| device.group_id == group);
+    trace.hot_reset_info = Some(Outcome::Ok(devices));
+    if !only_ours {
+        return;
+    }
+    // `struct vfio_pci_hot_reset`: argsz, flags, count, then the group descriptors.
+    let mut request = [4 * 4_i32, 0, 1, group_fd.as_raw_fd()];
+    trace.hot_reset = Some(unit(&ioctl_struct(
+        device_fd,
+        VFIO_DEVICE_PCI_HOT_RESET,
+        &mut request,
+    )));
 }
 
 #[cfg(test)]
@@ -301,6 +370,8 @@ mod tests {
         assert_eq!(VFIO_CHECK_EXTENSION, 0x3b65 as libc::Ioctl);
         assert_eq!(VFIO_GROUP_GET_DEVICE_FD, 0x3b6a as libc::Ioctl);
         assert_eq!(VFIO_DEVICE_RESET, 0x3b6f as libc::Ioctl);
+        assert_eq!(VFIO_DEVICE_GET_PCI_HOT_RESET_INFO, 0x3b70 as libc::Ioctl);
+        assert_eq!(VFIO_DEVICE_PCI_HOT_RESET, 0x3b71 as libc::Ioctl);
     }
 
     #[test]

@@ -209,10 +209,46 @@ fn a_failed_reset_is_a_problem_and_no_reset_a_warning() {
     if let Some(Outcome::Ok(info)) = trace.device_info.as_mut() {
         info.flags = uapi::DEVICE_FLAGS_PCI;
     }
+    // No reset of its own, and no bus reset either (the kernel answers ENODEV).
+    trace.hot_reset_info = Some(Outcome::Failed(Errno::ENODEV));
     let report = interpret(&bound_facts(), Some(&trace));
     assert!(report.ready);
     assert_eq!(report.reset, ResetResult::NotSupported);
     assert!(report.warnings[0].contains("cannot be reset"));
+}
+
+#[test]
+fn a_bus_reset_that_would_reach_other_groups_is_not_tried_and_says_why() {
+    let mut trace = recorded();
+    trace.reset = None;
+    if let Some(Outcome::Ok(info)) = trace.device_info.as_mut() {
+        info.flags = uapi::DEVICE_FLAGS_PCI;
+    }
+    trace.hot_reset_info = Some(Outcome::Ok(vec![
+        crate::vfio::RawDependentDevice {
+            group_id: 16,
+            segment: 0,
+            bus: 2,
+            devfn: 0,
+        },
+        crate::vfio::RawDependentDevice {
+            group_id: 17,
+            segment: 0,
+            bus: 2,
+            devfn: 1 << 3,
+        },
+    ]));
+    let report = interpret(&bound_facts(), Some(&trace));
+    assert!(report.ready);
+    assert_eq!(report.reset, ResetResult::NotSupported);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("would also reset 0000:02:01.0 (group 17)")),
+        "{:?}",
+        report.warnings
+    );
 }
 
 #[test]
@@ -237,9 +273,11 @@ fn intx_only_devices_get_a_warning() {
 #[test]
 fn sysfs_facts_explain_before_any_ioctl() {
     let kernel = FakeKernel::gpu_with_audio();
-    let facts = DeviceFacts::gather(kernel.tree(), lab::GPU.parse().unwrap());
+    let inventory = crate::inventory::read_inventory(kernel.tree());
+    let facts = DeviceFacts::from_inventory(kernel.tree(), &inventory, lab::GPU.parse().unwrap());
     assert_eq!(facts.iommu_group, Some(3));
     assert_eq!(facts.group_members.len(), 1);
+    assert!(facts.group_members[0].blocking);
     let report = interpret(&facts, None);
     assert_eq!(codes(&report), ["not-bound-to-vfio", "group-not-viable"]);
     assert_eq!(
@@ -272,4 +310,102 @@ fn a_bound_group_without_its_node_is_reported() {
     assert_eq!(codes(&interpret(&facts, None)), ["no-group-node"]);
     facts.container_node = false;
     assert_eq!(codes(&interpret(&facts, None)), ["vfio-not-loaded"]);
+}
+
+/// `passthru --json verify` output recorded in the VM lab's guest (see the data README).
+const LAB_REPORTS: [(&str, &str); 4] = [
+    (
+        "q35-intel-iommu gpu",
+        include_str!("../../../tests/data/vfio/lab-q35-intel-iommu-gpu.json"),
+    ),
+    (
+        "q35-intel-iommu audio",
+        include_str!("../../../tests/data/vfio/lab-q35-intel-iommu-audio.json"),
+    ),
+    (
+        "q35-amd-iommu gpu",
+        include_str!("../../../tests/data/vfio/lab-q35-amd-iommu-gpu.json"),
+    ),
+    (
+        "q35-amd-iommu audio",
+        include_str!("../../../tests/data/vfio/lab-q35-amd-iommu-audio.json"),
+    ),
+];
+
+/// The facts the guest had: the device and its sibling function both on vfio-pci in one
+/// group, the VFIO nodes present.
+fn lab_facts(report: &VfioReport) -> DeviceFacts {
+    let sibling = if report.device.function == 0 { 1 } else { 0 };
+    let sibling = passthru_core::pci::PciAddress::new(0, report.device.bus, 0, sibling).unwrap();
+    DeviceFacts {
+        device: report.device,
+        present: true,
+        driver: report.driver.clone(),
+        iommu_group: report.iommu_group,
+        iommu_active: true,
+        group_members: vec![crate::vfio::GroupMember {
+            name: sibling.to_string(),
+            driver: Some("vfio-pci".into()),
+            blocking: false,
+        }],
+        container_node: true,
+        group_node: true,
+    }
+}
+
+#[test]
+fn the_lab_traces_read_on_the_host_exactly_as_the_guest_read_them() {
+    for (name, text) in LAB_REPORTS {
+        let output: serde_json::Value = serde_json::from_str(text).unwrap();
+        let guest: VfioReport = serde_json::from_value(output["devices"][0].clone()).unwrap();
+        let trace = guest.trace.clone().expect("a recorded trace");
+        let host = interpret(&lab_facts(&guest), Some(&trace));
+        assert_eq!(host, guest, "{name}");
+    }
+}
+
+#[test]
+fn the_lab_gpu_is_ready_and_was_reset_by_a_bus_reset() {
+    let output: serde_json::Value = serde_json::from_str(LAB_REPORTS[0].1).unwrap();
+    let guest: VfioReport = serde_json::from_value(output["devices"][0].clone()).unwrap();
+    let trace = guest.trace.unwrap();
+    assert_eq!(
+        trace.reset, None,
+        "no VFIO_DEVICE_RESET: the device has no reset of its own"
+    );
+    let Some(Outcome::Ok(dependents)) = &trace.hot_reset_info else {
+        panic!("no hot reset info: {trace:?}");
+    };
+    let addresses: Vec<String> = dependents
+        .iter()
+        .filter_map(|dependent| dependent.address())
+        .map(|address| address.to_string())
+        .collect();
+    assert_eq!(addresses, ["0000:01:00.0", "0000:01:00.1"]);
+    assert_eq!(trace.hot_reset, Some(Outcome::Ok(())));
+    let report = interpret(&lab_facts(&guest_report(LAB_REPORTS[0].1)), Some(&trace));
+    assert!(report.ready);
+    assert_eq!(report.reset, ResetResult::HotReset);
+    let regions: Vec<(&str, u64)> = report
+        .regions
+        .iter()
+        .map(|region| (region.name.as_str(), region.size))
+        .collect();
+    assert_eq!(
+        regions,
+        [("BAR0", 16 << 20), ("BAR2", 4096), ("config", 256)]
+    );
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("could not be read") || w.contains("INTx")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+fn guest_report(text: &str) -> VfioReport {
+    let output: serde_json::Value = serde_json::from_str(text).unwrap();
+    serde_json::from_value(output["devices"][0].clone()).unwrap()
 }

@@ -76,7 +76,7 @@ pub(crate) fn read_source(
 
 /// Where to look for `pci.ids`: `PASSTHRU_PCI_IDS` (a file, or `bundled` for the copy built
 /// into passthru), else under the root, else this machine's hwdata.
-fn names_candidates(root: Option<&Path>) -> Vec<PathBuf> {
+pub(crate) fn names_candidates(root: Option<&Path>) -> Vec<PathBuf> {
     match std::env::var_os("PASSTHRU_PCI_IDS") {
         Some(value) if value == "bundled" => Vec::new(),
         Some(value) => vec![PathBuf::from(value)],
@@ -106,7 +106,7 @@ pub(crate) fn run(args: SurveyArgs, global: &GlobalArgs) -> Result<ExitCode, Fai
         groups: args.groups,
         devices: args.devices,
     };
-    let report = survey::build(inventory, source, names_source, &filter).map_err(|error| {
+    let mut report = survey::build(inventory, source, names_source, &filter).map_err(|error| {
         let failure = Failure::from_error(&error);
         match error {
             FilterError::Select(_) => {
@@ -115,6 +115,17 @@ pub(crate) fn run(args: SurveyArgs, global: &GlobalArgs) -> Result<ExitCode, Fai
             _ => failure,
         }
     })?;
+    // After a boot: did passthru's persistent assignment take effect? (Live hosts and roots
+    // only: a snapshot does not carry passthru's record.)
+    if let Some(root) = &root {
+        match passthru_linux::boot::postboot::check(&RealFs::new(root)) {
+            Ok(Some(persistent)) => survey::attach_persistent(&mut report, persistent),
+            Ok(None) => {}
+            Err(error) => report.warnings.push(format!(
+                "could not read passthru's record of the persistent assignment: {error}"
+            )),
+        }
+    }
     if global.json {
         print_json(&report)?;
     } else {

@@ -199,7 +199,9 @@ fn host(out: &mut String, survey: &Survey) {
         );
     }
     for item in host.findings.iter().filter(|finding| {
-        finding.severity != Severity::Info || finding.code == "capabilities-need-root"
+        finding.severity != Severity::Info
+            || finding.code == "capabilities-need-root"
+            || finding.code.starts_with("persistent-")
     }) {
         finding(out, "  ", item);
     }
@@ -270,7 +272,10 @@ fn device(out: &mut String, survey: &Survey, report: &DeviceReport) {
         *count += 1;
         let show = match item.severity {
             Severity::Blocker | Severity::Warning => true,
-            Severity::Info => report.category == DeviceCategory::Gpu && item.code == "mmio",
+            Severity::Info => {
+                (report.category == DeviceCategory::Gpu && item.code == "mmio")
+                    || item.code.starts_with("persistent-")
+            }
         };
         if show && *count <= SAME_CODE_LIMIT {
             finding(out, "      ", item);

@@ -1,8 +1,18 @@
 //! `passthru assign` and `passthru release`: Linux (vfio-pci) or Hyper-V (DDA, with `--vm`).
+//!
+//! On Linux: at run time ([`linux`]), or with `--persistent` at run time *and* in the boot
+//! configuration as one journal operation (`super::persist`).
+
+pub(crate) mod linux;
+mod render;
+#[cfg(test)]
+mod tests;
 
 use std::process::ExitCode;
 
 use clap::Args;
+use passthru_linux::assign::{AssignRequest, ReleaseRequest};
+use passthru_linux::bind::Timeouts;
 
 use crate::cli::GlobalArgs;
 use crate::output::Failure;
@@ -10,7 +20,9 @@ use crate::output::Failure;
 /// Arguments of `passthru assign`.
 #[derive(Debug, Args)]
 pub(crate) struct AssignArgs {
-    /// Devices to assign: BDF, short BDF, vendor:device, or a name substring.
+    /// Devices to assign: BDF (0000:01:00.0), short BDF (01:00.0), vendor:device
+    /// (10de:2684), or a name substring; each must name exactly one device. The other
+    /// functions of the same card in the same IOMMU group (a GPU's audio) move along.
     #[arg(value_name = "DEVICE", required = true)]
     pub(crate) devices: Vec<String>,
 
@@ -22,7 +34,8 @@ pub(crate) struct AssignArgs {
     #[arg(long)]
     pub(crate) with_group: bool,
 
-    /// Make the assignment survive reboots (kernel command line, modprobe.d, initramfs).
+    /// Also make the assignment survive reboots (kernel command line, modprobe.d,
+    /// initramfs): binds now and at every boot, one operation for `passthru undo`.
     #[arg(long)]
     pub(crate) persistent: bool,
 
@@ -44,7 +57,8 @@ pub(crate) struct AssignArgs {
 /// Arguments of `passthru release`.
 #[derive(Debug, Args)]
 pub(crate) struct ReleaseArgs {
-    /// Devices to give back to the host.
+    /// Devices to give back to the host (the same selectors as `assign`); the other functions
+    /// of the same card on vfio-pci go back along.
     #[arg(value_name = "DEVICE", required = true)]
     pub(crate) devices: Vec<String>,
 
@@ -90,13 +104,42 @@ pub(crate) fn run_assign(args: AssignArgs, global: &GlobalArgs) -> Result<ExitCo
     if args.persistent {
         return super::persist::run(
             super::persist::Action::Assign,
-            &args.devices,
-            args.dry_run,
-            &args.boot,
+            &super::persist::Options {
+                devices: &args.devices,
+                with_group: args.with_group,
+                force: args.force,
+                dry_run: args.dry_run,
+                boot: &args.boot,
+            },
             global,
         );
     }
-    Err(super::not_yet("`assign`"))
+    let request = AssignRequest {
+        devices: args.devices,
+        with_group: args.with_group,
+        force: args.force,
+    };
+    with_linux_context(global, |ctx| linux::assign(ctx, &request, args.dry_run))
+}
+
+/// Runs `body` with the real kernel under `--root`, the journal of `--journal-dir` and stdout.
+fn with_linux_context(
+    global: &GlobalArgs,
+    body: impl FnOnce(&mut linux::Context<'_>) -> Result<ExitCode, Failure>,
+) -> Result<ExitCode, Failure> {
+    let root = super::linux_host::root_of(global);
+    let mut port = passthru_linux::sys::open_kernel_port(&root, Timeouts::default())
+        .map_err(|error| Failure::from_error(&error))?;
+    let mut open_journal = || super::open_journal(global);
+    let mut out = anstream::stdout().lock();
+    let mut ctx = linux::Context {
+        port: &mut *port,
+        names: super::linux_host::names_for(&root),
+        journal: &mut open_journal,
+        json: global.json,
+        out: &mut out,
+    };
+    body(&mut ctx)
 }
 
 pub(crate) fn run_release(args: ReleaseArgs, global: &GlobalArgs) -> Result<ExitCode, Failure> {
@@ -113,11 +156,18 @@ pub(crate) fn run_release(args: ReleaseArgs, global: &GlobalArgs) -> Result<Exit
     if args.persistent {
         return super::persist::run(
             super::persist::Action::Release,
-            &args.devices,
-            args.dry_run,
-            &args.boot,
+            &super::persist::Options {
+                devices: &args.devices,
+                with_group: false,
+                force: false,
+                dry_run: args.dry_run,
+                boot: &args.boot,
+            },
             global,
         );
     }
-    Err(super::not_yet("`release`"))
+    let request = ReleaseRequest {
+        devices: args.devices,
+    };
+    with_linux_context(global, |ctx| linux::release(ctx, &request, args.dry_run))
 }
