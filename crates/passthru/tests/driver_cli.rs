@@ -148,7 +148,7 @@ fn failed(output: &Output, code: i32) -> String {
 macro_rules! snapshot {
     ($name:expr, $value:expr) => {
         insta::with_settings!({filters => vec![
-            (r"\d{8}T\d{6}-\d+", "[OPERATION]"),
+            (r"\d{8}T\d{6}-\d+(-\d+)?", "[OPERATION]"),
             (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]"),
             (r"in \d+\.\d s \([^)]*\)", "in [DURATION]"),
             (r"passthru \d+\.\d+\.\d+", "passthru [VERSION]"),

@@ -71,7 +71,7 @@ fn stderr_of_failure(command: &mut Command) -> String {
 macro_rules! snapshot {
     ($name:expr, $value:expr) => {
         insta::with_settings!({filters => vec![
-            (r"\d{8}T\d{6}-\d+", "[OPERATION]"),
+            (r"\d{8}T\d{6}-\d+(-\d+)?", "[OPERATION]"),
             (r"/tmp/\S+/state\.json", "[STATE]"),
         ]}, {
             insta::assert_snapshot!($name, $value);

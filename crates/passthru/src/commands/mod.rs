@@ -61,8 +61,3 @@ pub(crate) fn open_journal(global: &GlobalArgs) -> Result<Journal, Failure> {
         )),
     })
 }
-
-/// The failure for a capability that this build does not have yet.
-pub(crate) fn not_yet(what: &str) -> Failure {
-    Failure::new(format!("{what} is not available in this build yet"))
-}
