@@ -15,6 +15,11 @@
 
 expect_eq "passthru --version is the build under test" "$LAB_PASSTHRU_VERSION" "$(passthru --version 2>&1)"
 
+# The committed fixtures must not depend on which scenarios ran before in this boot: load the
+# VFIO modules (with their soft dependencies) so the host's module states are always the same.
+/sbin/modprobe vfio-pci
+expect_eq "modprobe vfio-pci succeeds" 0 "$?"
+
 pci_table /tmp/pci-devices.tsv
 
 passthru survey --json >/tmp/survey.json
