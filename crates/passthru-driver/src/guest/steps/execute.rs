@@ -6,7 +6,8 @@ use std::io;
 use passthru_core::plan::{Step, StepError, StepView};
 
 use super::files::{
-    apply_promotions, apply_sync, prune_empty_dirs, rename_folder, restore_file, undo_sync,
+    apply_promotions, apply_sync, move_creating_parents, prune_empty_dirs, rename_folder,
+    restore_file, undo_sync,
 };
 use super::record::{write_atomically, write_manifest};
 use super::{GuestSession, GuestStep, ValueChange, VolumeRef, host_failed, io_failed, mount};
@@ -50,10 +51,7 @@ impl Step for GuestStep {
                         continue;
                     }
                     let to = backup.join(package.dir.as_str()).on(&root);
-                    if let Some(parent) = to.parent() {
-                        fs_err::create_dir_all(parent).map_err(io_failed)?;
-                    }
-                    fs_err::rename(&from, &to).map_err(io_failed)?;
+                    move_creating_parents(&from, &to).map_err(io_failed)?;
                 }
                 Ok(())
             }
@@ -67,10 +65,7 @@ impl Step for GuestStep {
                 files,
                 backup,
             } => apply_promotions(session, volume, files, backup),
-            Self::LoadSystemHive { volume, mount } => {
-                let file = GuestPath::new(SYSTEM_HIVE).on(&session.root_for(volume)?);
-                session.host.load_hive(&file, mount).map_err(host_failed)
-            }
+            Self::LoadSystemHive { volume, mount } => load_system_hive(session, volume, mount),
             Self::WriteRegistry { key, values, .. } => {
                 for value in values {
                     session
@@ -173,10 +168,7 @@ impl Step for GuestStep {
                     let kept = backup.join(package.dir.as_str()).on(&root);
                     let home = package.dir.on(&root);
                     if kept.exists() && !home.exists() {
-                        if let Some(parent) = home.parent() {
-                            fs_err::create_dir_all(parent).map_err(io_failed)?;
-                        }
-                        fs_err::rename(&kept, &home).map_err(io_failed)?;
+                        move_creating_parents(&kept, &home).map_err(io_failed)?;
                     }
                 }
                 prune_empty_dirs(&root, backup).map_err(io_failed)
@@ -198,25 +190,16 @@ impl Step for GuestStep {
                 prune_empty_dirs(&root, backup).map_err(io_failed)
             }
             Self::LoadSystemHive { mount, .. } => {
-                if session
-                    .host
-                    .key_exists(&RegKey(mount.clone()))
-                    .map_err(host_failed)?
-                {
+                if hive_loaded(session, mount)? {
                     session.host.unload_hive(mount).map_err(host_failed)?;
                 }
                 Ok(())
             }
             Self::UnloadSystemHive { volume, mount } => {
-                if session
-                    .host
-                    .key_exists(&RegKey(mount.clone()))
-                    .map_err(host_failed)?
-                {
+                if hive_loaded(session, mount)? {
                     return Ok(());
                 }
-                let file = GuestPath::new(SYSTEM_HIVE).on(&session.root_for(volume)?);
-                session.host.load_hive(&file, mount).map_err(host_failed)
+                load_system_hive(session, volume, mount)
             }
             Self::WriteRegistry {
                 key,
@@ -225,11 +208,7 @@ impl Step for GuestStep {
                 volume,
             } => {
                 let mount = key.0.split('\\').next().unwrap_or("").to_owned();
-                if session
-                    .host
-                    .key_exists(&RegKey(mount.clone()))
-                    .map_err(host_failed)?
-                {
+                if hive_loaded(session, &mount)? {
                     return restore_values(session, key, *created, values);
                 }
                 // This step ran, so the hive was loaded then; it is not now because the run
@@ -241,8 +220,7 @@ impl Step for GuestStep {
                     ))
                     .with_help("run `passthru undo` again once the VM is off and its disk can be mounted"));
                 };
-                let file = GuestPath::new(SYSTEM_HIVE).on(&session.root_for(volume)?);
-                session.host.load_hive(&file, &mount).map_err(host_failed)?;
+                load_system_hive(session, volume, &mount)?;
                 let restored = restore_values(session, key, *created, values);
                 let unloaded = session.host.unload_hive(&mount).map_err(host_failed);
                 restored.and(unloaded)
@@ -281,4 +259,23 @@ fn restore_values(
         .map_err(host_failed)?;
     }
     Ok(())
+}
+
+/// Whether a hive is loaded as `HKLM\<mount>`.
+fn hive_loaded(session: &mut GuestSession, mount: &str) -> Result<bool, StepError> {
+    session
+        .host
+        .key_exists(&RegKey(mount.to_owned()))
+        .map_err(host_failed)
+}
+
+/// Loads the SYSTEM hive of `volume` as `HKLM\<mount>`, mounting the volume when this process
+/// has not.
+fn load_system_hive(
+    session: &mut GuestSession,
+    volume: &VolumeRef,
+    mount: &str,
+) -> Result<(), StepError> {
+    let file = GuestPath::new(SYSTEM_HIVE).on(&session.root_for(volume)?);
+    session.host.load_hive(&file, mount).map_err(host_failed)
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use passthru_core::plan::StepError;
 
-use super::record::{known_hashes, record};
+use super::record::{known_hashes, record_synced};
 use super::{GuestSession, PackageSync, PlannedPromotion, VolumeRef, io_failed};
 use crate::guest_path::GuestPath;
 use crate::sync::{self, Action, FileToSync, KnownFile, SyncOptions, SyncProgress};
@@ -60,10 +60,7 @@ pub(super) fn apply_sync(session: &mut GuestSession, plan: &PackageSync) -> Resu
             )),
             other => StepError::new(other.to_string()),
         })?;
-    for file in report.files {
-        let path = GuestPath::new(&sync::relative_key(&file.dest));
-        record(session, path, file.size, file.time, file.hash);
-    }
+    record_synced(session, report.files);
     Ok(())
 }
 
@@ -153,12 +150,17 @@ pub(super) fn restore_file(
 /// Renames a folder unless that already happened (safe to run twice, and after a crash).
 pub(super) fn rename_folder(from: &Path, to: &Path) -> io::Result<()> {
     if from.is_dir() && !to.exists() {
-        if let Some(parent) = to.parent() {
-            fs_err::create_dir_all(parent)?;
-        }
-        fs_err::rename(from, to)?;
+        move_creating_parents(from, to)?;
     }
     Ok(())
+}
+
+/// Moves `from` to `to`, creating the folders `to` needs.
+pub(super) fn move_creating_parents(from: &Path, to: &Path) -> io::Result<()> {
+    if let Some(parent) = to.parent() {
+        fs_err::create_dir_all(parent)?;
+    }
+    fs_err::rename(from, to)
 }
 
 fn make_writable(path: &Path) -> io::Result<()> {
@@ -214,9 +216,6 @@ pub(super) fn apply_promotions(
     let cancel = Arc::clone(&session.cancel);
     let report = sync::execute(&plan, &options, &mut |_| {}, &cancel)
         .map_err(|e| StepError::new(e.to_string()))?;
-    for file in report.files {
-        let path = GuestPath::new(&sync::relative_key(&file.dest));
-        record(session, path, file.size, file.time, file.hash);
-    }
+    record_synced(session, report.files);
     Ok(())
 }

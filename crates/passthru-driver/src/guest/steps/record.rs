@@ -37,22 +37,21 @@ pub(crate) fn known_hashes(root: &Path) -> BTreeMap<String, KnownFile> {
         .collect()
 }
 
-pub(super) fn record(
-    session: &mut GuestSession,
-    path: GuestPath,
-    size: u64,
-    time: sync::FileTime,
-    hash: Option<String>,
-) {
-    let entry = ManifestFile {
-        path: path.clone(),
-        size,
-        time,
-        blake3: hash.unwrap_or_default(),
-    };
-    session
-        .installed
-        .insert(path.as_str().to_ascii_lowercase(), entry);
+/// Keeps what a sync reports about each file of its job for the manifest, so the files need
+/// not be read again to describe them.
+pub(super) fn record_synced(session: &mut GuestSession, files: Vec<sync::SyncedFile>) {
+    for file in files {
+        let path = GuestPath::new(&sync::relative_key(&file.dest));
+        let entry = ManifestFile {
+            path: path.clone(),
+            size: file.size,
+            time: file.time,
+            blake3: file.hash.unwrap_or_default(),
+        };
+        session
+            .installed
+            .insert(path.as_str().to_ascii_lowercase(), entry);
+    }
 }
 
 pub(super) fn write_manifest(
