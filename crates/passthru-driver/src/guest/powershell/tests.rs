@@ -2,8 +2,10 @@
 //! PowerShell 5.1 prints.
 
 use std::collections::VecDeque;
+use std::path::Path;
 
 use super::*;
+use crate::guest::host::{BitLocker, GuestHost, VmState};
 
 const VHD: &str = r"D:\Hyper-V\Virtual Hard Disks\Win11 GPU's disk.vhdx";
 
