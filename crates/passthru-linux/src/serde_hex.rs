@@ -2,6 +2,20 @@
 //! `-nn` prints them), 64-bit addresses as `0x`-prefixed hex strings (JSON numbers lose
 //! precision above 2^53).
 
+/// Writes the low `digits.len()` hex digits of `value` into `digits`, lower case and
+/// zero-padded (`{:04x}`), and returns them as text. A survey writes tens of thousands of
+/// ids; this spares each a trip through the formatting machinery.
+fn lower_hex(digits: &mut [u8], value: u64) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut rest = value;
+    for digit in digits.iter_mut().rev() {
+        *digit = HEX[(rest & 0xf) as usize];
+        rest >>= 4;
+    }
+    // Only ASCII hex digits were written.
+    std::str::from_utf8(digits).unwrap_or_default()
+}
+
 /// `Option<u16>` as `"10de"` or `null`.
 pub(crate) mod id16 {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -11,7 +25,7 @@ pub(crate) mod id16 {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match value {
-            Some(id) => serializer.collect_str(&format_args!("{id:04x}")),
+            Some(id) => serializer.serialize_str(super::lower_hex(&mut [0; 4], u64::from(*id))),
             None => serializer.serialize_none(),
         }
     }
@@ -37,7 +51,7 @@ pub(crate) mod id8 {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         match value {
-            Some(id) => serializer.collect_str(&format_args!("{id:02x}")),
+            Some(id) => serializer.serialize_str(super::lower_hex(&mut [0; 2], u64::from(*id))),
             None => serializer.serialize_none(),
         }
     }
@@ -59,7 +73,9 @@ pub(crate) mod u64_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("{value:#018x}"))
+        let mut text = *b"0x0000000000000000";
+        super::lower_hex(&mut text[2..], *value);
+        serializer.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
@@ -69,5 +85,49 @@ pub(crate) mod u64_text {
             .ok_or_else(|| {
                 serde::de::Error::custom(format!("`{text}` is not a 0x-prefixed hex number"))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_text_matches_the_format_macros() {
+        for value in [0u64, 1, 0xa, 0x10de, 0xffff, 0xfee0_0000, u64::MAX] {
+            assert_eq!(
+                lower_hex(&mut [0; 4], value & 0xffff),
+                format!("{:04x}", value & 0xffff)
+            );
+            assert_eq!(
+                lower_hex(&mut [0; 2], value & 0xff),
+                format!("{:02x}", value & 0xff)
+            );
+            assert_eq!(lower_hex(&mut [0; 16], value), format!("{value:016x}"));
+        }
+    }
+
+    #[test]
+    fn ids_and_addresses_round_trip_through_json() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct Shapes {
+            #[serde(with = "id16")]
+            vendor: Option<u16>,
+            #[serde(with = "id8")]
+            revision: Option<u8>,
+            #[serde(with = "u64_text")]
+            start: u64,
+        }
+        let shapes = Shapes {
+            vendor: Some(0x10de),
+            revision: Some(0xa1),
+            start: 0xfee0_0000,
+        };
+        let json = serde_json::to_string(&shapes).unwrap();
+        assert_eq!(
+            json,
+            r#"{"vendor":"10de","revision":"a1","start":"0x00000000fee00000"}"#
+        );
+        assert_eq!(serde_json::from_str::<Shapes>(&json).unwrap(), shapes);
     }
 }

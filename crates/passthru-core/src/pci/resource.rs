@@ -94,31 +94,73 @@ pub struct ResourceError {
     pub text: String,
 }
 
+/// `0x` and 1 to 16 hex digits. By hand: a big host has tens of thousands of these, and
+/// `from_str_radix` checks signs and overflow digit by digit.
 fn parse_hex(field: &str) -> Option<u64> {
     let digits = field.strip_prefix("0x")?;
     if digits.is_empty() || digits.len() > 16 {
         return None;
     }
-    u64::from_str_radix(digits, 16).ok()
+    // `from_str_radix`, which this replaces, took one leading `+`.
+    let digits = match digits.strip_prefix('+') {
+        Some("") => return None,
+        Some(rest) => rest,
+        None => digits,
+    };
+    digits.bytes().try_fold(0u64, |value, digit| {
+        let nibble = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            b'A'..=b'F' => digit - b'A' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u64::from(nibble))
+    })
+}
+
+/// A line exactly as the kernel prints it: three `0x` and 16 digits fields, one space apart.
+/// Most of a big host's lines are such; taking the fields by position skips the whitespace
+/// scan. Anything else is left to [`any_spacing_line`], which reads the same three fields.
+fn kernel_line(line: &str) -> Option<(u64, u64, u64)> {
+    const FIELD: usize = 18;
+    let field = |index: usize| line.get(index * (FIELD + 1)..index * (FIELD + 1) + FIELD);
+    let bytes = line.as_bytes();
+    if bytes.len() != 3 * FIELD + 2 || bytes[FIELD] != b' ' || bytes[2 * FIELD + 1] != b' ' {
+        return None;
+    }
+    Some((
+        parse_hex(field(0)?)?,
+        parse_hex(field(1)?)?,
+        parse_hex(field(2)?)?,
+    ))
+}
+
+/// Three whitespace-separated hex fields.
+fn any_spacing_line(line: &str) -> Option<(u64, u64, u64)> {
+    let mut fields = line.split_ascii_whitespace();
+    let (Some(start), Some(end), Some(flags), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return None;
+    };
+    Some((parse_hex(start)?, parse_hex(end)?, parse_hex(flags)?))
 }
 
 /// Decodes the text of a sysfs `resource` file.
 pub fn parse_resource(text: &str) -> Result<Resources, ResourceError> {
     let mut resources = Resources::default();
+    // An unused resource: most lines of a function's file (a VF has 2 or 3 BARs of 13 lines).
+    const UNUSED: &str = "0x0000000000000000 0x0000000000000000 0x0000000000000000";
     for (index, line) in text.lines().enumerate() {
+        if line == UNUSED {
+            continue;
+        }
         let malformed = || ResourceError {
             line: index + 1,
             text: line.chars().take(80).collect(),
         };
-        let mut fields = line.split_ascii_whitespace();
-        let (Some(start), Some(end), Some(flags), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let Some((start, end, flags)) = kernel_line(line).or_else(|| any_spacing_line(line)) else {
             return Err(malformed());
-        };
-        let (start, end, flags) = match (parse_hex(start), parse_hex(end), parse_hex(flags)) {
-            (Some(start), Some(end), Some(flags)) => (start, end, flags),
-            _ => return Err(malformed()),
         };
         if end == 0 || end < start {
             continue;
@@ -218,6 +260,48 @@ mod tests {
         assert_eq!(parse_resource(whole_space).unwrap_err().line, 1);
         let huge = "0x0000000000000001 0xffffffffffffffff 0x0000000000040200\n".repeat(2);
         assert_eq!(parse_resource(&huge).unwrap().mmio_total(), u64::MAX);
+    }
+
+    #[test]
+    fn hex_fields_need_the_prefix_and_at_most_16_digits() {
+        assert_eq!(parse_hex("0x00000000fb000000"), Some(0xfb00_0000));
+        assert_eq!(parse_hex("0xFFFFFFFFFFFFFFFF"), Some(u64::MAX));
+        assert_eq!(parse_hex("0x0"), Some(0));
+        assert_eq!(parse_hex("0x+1"), Some(1));
+        for bad in [
+            "",
+            "0x",
+            "fb000000",
+            "0x10000000000000000",
+            "0x+",
+            "0x-1",
+            "0xg",
+            "0x 1",
+        ] {
+            assert_eq!(parse_hex(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hex_fields_parse_like_from_str_radix(field in "(0x)?[0-9a-fA-F+-]{0,18}") {
+            let expected = field
+                .strip_prefix("0x")
+                .filter(|digits| !digits.is_empty() && digits.len() <= 16)
+                .and_then(|digits| u64::from_str_radix(digits, 16).ok());
+            proptest::prop_assert_eq!(parse_hex(&field), expected);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn kernel_lines_read_like_any_spacing(
+            line in "(0x[0-9a-f]{16}|[ 0x+a-fé0-9]{18}) (0x[0-9a-f]{16}|[ 0x+a-f0-9]{18}) (0x[0-9a-f]{16}|[ 0x+a-f0-9]{17,19})",
+        ) {
+            if let Some(fields) = kernel_line(&line) {
+                proptest::prop_assert_eq!(Some(fields), any_spacing_line(&line));
+            }
+        }
     }
 
     #[test]

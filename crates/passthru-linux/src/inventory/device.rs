@@ -1,23 +1,27 @@
 //! Reading one PCI function from `/sys/bus/pci/devices/<address>`.
 //!
-//! Optional attributes (`boot_vga`, `reset_method`, `sriov_*`, `physfn`, ...) are opened
-//! directly: a missing one costs one failed lookup, cheaper than listing every device
-//! directory (a listing is about five system calls and forty names). Every unreadable or
-//! malformed attribute becomes a warning on the device; the rest of the device is still read.
+//! The device directory is opened once ([`HostFs::open_dir`]) and every attribute is read
+//! relative to it, through one reused buffer. Optional attributes (`boot_vga`,
+//! `reset_method`, `sriov_*`, `physfn`, ...) are opened directly: a missing one costs one
+//! failed lookup, cheaper than listing every device directory (a listing is about five system
+//! calls and forty names). Every unreadable or malformed attribute becomes a warning on the
+//! device; the rest of the device is still read.
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use passthru_core::hostfs::{EntryKind, HostFs, child};
+use passthru_core::hostfs::{EntryKind, HostDir, HostFs};
 use passthru_core::pci::config::{self, CapabilityReadout, ConfigHeader};
 use passthru_core::pci::resource::parse_resource;
 use passthru_core::pci::{ClassCode, PciAddress};
 
 use super::model::{DeviceRole, InterruptVectors, LinkState, PciDevice, ResetSupport, SriovInfo};
 use super::sysfs_text::{
-    addresses_in_path, file_name, io_reason, parse_hex_u32, quote, read_optional_text,
+    addresses_in_path, file_name, io_reason, parse_hex_u32, quote, read_optional_text_in,
+    read_text_in,
 };
+use super::workers::Scratch;
 
 /// Where the kernel lists PCI functions.
 pub(crate) const PCI_DEVICES: &str = "/sys/bus/pci/devices";
@@ -27,34 +31,59 @@ pub(crate) const PCI_DRIVERS: &str = "/sys/bus/pci/drivers";
 /// Bytes of config space to read: the whole extended space.
 const CONFIG_SPACE_SIZE: usize = 4096;
 
-/// Facts shared by every device read: which drivers exist (to spot dangling `driver` links).
-pub(crate) struct DeviceContext {
+/// Facts shared by every device read: `/sys/bus/pci/devices`, and which drivers exist (to
+/// spot dangling `driver` links).
+pub(crate) struct DeviceContext<'a> {
+    pub(crate) bus: Box<dyn HostDir + 'a>,
     pub(crate) drivers: Option<HashSet<String>>,
 }
 
 /// Reads everything passthru needs about one function.
-pub(crate) fn read_device(
-    fs: &dyn HostFs,
-    context: &DeviceContext,
+pub(crate) fn read_device<'a>(
+    fs: &'a dyn HostFs,
+    context: &'a DeviceContext<'a>,
+    scratch: &mut Scratch<'a>,
     address: PciAddress,
     entry_name: &str,
 ) -> PciDevice {
+    let mut device = PciDevice::new(address);
+    // The kernel's entries are links to the real directory; a plain directory (some
+    // hand-made trees) is read where it is.
+    let dir = match context.bus.resolve_link(entry_name) {
+        Ok(target) => target,
+        Err(error) => {
+            let bus_path = Path::new(PCI_DEVICES).join(entry_name);
+            if error.kind() != io::ErrorKind::InvalidInput {
+                device.warnings.push(format!(
+                    "could not follow {}: {}",
+                    bus_path.display(),
+                    io_reason(&error)
+                ));
+            }
+            bus_path
+        }
+    };
     let mut reader = DeviceReader {
         fs,
         context,
-        device: PciDevice::new(address),
-        dir: PathBuf::new(),
-        config_bytes: Vec::new(),
+        device,
+        dir: scratch.parents.open(&dir),
+        text_bytes: std::mem::take(&mut scratch.bytes),
+        config_bytes: std::mem::take(&mut scratch.config),
     };
-    reader.read(entry_name);
+    reader.read();
+    scratch.bytes = reader.text_bytes;
+    scratch.config = reader.config_bytes;
     reader.device
 }
 
 struct DeviceReader<'a> {
     fs: &'a dyn HostFs,
-    context: &'a DeviceContext,
+    context: &'a DeviceContext<'a>,
     device: PciDevice,
-    dir: PathBuf,
+    dir: Box<dyn HostDir + 'a>,
+    /// Reused for every text attribute.
+    text_bytes: Vec<u8>,
     config_bytes: Vec<u8>,
 }
 
@@ -63,24 +92,9 @@ impl DeviceReader<'_> {
         self.device.warnings.push(message);
     }
 
-    fn read(&mut self, entry_name: &str) {
-        let bus_path = Path::new(PCI_DEVICES).join(entry_name);
-        // The kernel's entries are links to the real directory; a plain directory (some
-        // hand-made trees) is read where it is.
-        self.dir = match self.fs.resolve_link(&bus_path) {
-            Ok(target) => target,
-            Err(error) if error.kind() == io::ErrorKind::InvalidInput => bus_path.clone(),
-            Err(error) => {
-                self.warn(format!(
-                    "could not follow {}: {}",
-                    bus_path.display(),
-                    io_reason(&error)
-                ));
-                bus_path.clone()
-            }
-        };
-        self.device.sysfs_path = Some(self.dir.display().to_string());
-        let upstream = addresses_in_path(&self.dir);
+    fn read(&mut self) {
+        self.device.sysfs_path = Some(self.dir.path().to_string_lossy().into_owned());
+        let upstream = addresses_in_path(self.dir.path());
         self.device.upstream = upstream
             .iter()
             .rev()
@@ -145,7 +159,12 @@ impl DeviceReader<'_> {
             self.read_iommu_group(&target);
         }
         self.read_resources();
-        if let Some(total) = self.optional_text("sriov_totalvfs") {
+        // The kernel shows `sriov_*` only on physical functions (`sriov_pf_attrs_are_visible`
+        // in drivers/pci/iov.c), and a virtual function is never one: it cannot implement
+        // the SR-IOV capability itself. Not probing VFs spares a failed lookup on each.
+        if self.device.physfn.is_none()
+            && let Some(total) = self.optional_text("sriov_totalvfs")
+        {
             self.read_sriov(&total);
         }
         // Only VGA-class devices have `boot_vga`.
@@ -165,7 +184,7 @@ impl DeviceReader<'_> {
         });
         // The kernel shows `reset` whenever `reset_method` lists a method; look only otherwise.
         let reset_file = methods.as_ref().is_some_and(|methods| !methods.is_empty())
-            || self.fs.exists(&child(&self.dir, "reset"));
+            || self.dir.kind("reset").is_some();
         self.device.reset = ResetSupport {
             methods,
             reset_file,
@@ -180,7 +199,7 @@ impl DeviceReader<'_> {
     /// Reads an optional attribute: `None` when it does not exist, a warning when it cannot
     /// be read.
     fn optional_text(&mut self, name: &str) -> Option<String> {
-        match read_optional_text(self.fs, &child(&self.dir, name)) {
+        match read_optional_text_in(&*self.dir, name, &mut self.text_bytes) {
             Ok(text) => text,
             Err(error) => {
                 self.warn(format!("{name}: could not be read: {}", io_reason(&error)));
@@ -201,9 +220,8 @@ impl DeviceReader<'_> {
     /// Follows an optional link: `None` when it does not exist, a warning when it cannot be
     /// read.
     fn optional_link(&mut self, name: &str) -> Option<PathBuf> {
-        match self.fs.resolve_link(&child(&self.dir, name)) {
-            Ok(target) => Some(target),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+        match self.dir.resolve_link_if_exists(name) {
+            Ok(target) => target,
             Err(error) => {
                 self.warn(format!(
                     "{name}: could not read the link: {}",
@@ -224,7 +242,7 @@ impl DeviceReader<'_> {
         }
         let bridge = match header {
             Some(header) => matches!(header.header_type, 1 | 2),
-            None => self.fs.kind(&child(&self.dir, "pci_bus")) == Some(EntryKind::Dir),
+            None => self.dir.kind("pci_bus") == Some(EntryKind::Dir),
         };
         if bridge {
             DeviceRole::Bridge
@@ -235,7 +253,7 @@ impl DeviceReader<'_> {
 
     /// Reads an attribute's text; `None` and a warning when it cannot be read.
     fn text(&mut self, name: &str) -> Option<String> {
-        match read_optional_text(self.fs, &child(&self.dir, name)) {
+        match read_optional_text_in(&*self.dir, name, &mut self.text_bytes) {
             Ok(Some(text)) => Some(text),
             Ok(None) => {
                 self.warn(format!("{name}: missing"));
@@ -315,11 +333,9 @@ impl DeviceReader<'_> {
 
     /// Reads and decodes `config`; returns the header when there is one.
     fn read_config(&mut self) -> Option<ConfigHeader> {
-        let mut bytes = match self
-            .fs
-            .read_prefix(&child(&self.dir, "config"), CONFIG_SPACE_SIZE)
-        {
-            Ok(bytes) => bytes,
+        let mut bytes = std::mem::take(&mut self.config_bytes);
+        match self.dir.read_into("config", CONFIG_SPACE_SIZE, &mut bytes) {
+            Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 self.device.config = CapabilityReadout::Unavailable {
                     reason: "the device has no config file".to_owned(),
@@ -407,7 +423,7 @@ impl DeviceReader<'_> {
             .and_then(|text| parse_hex_u32(&text, 4))
             .map(|id| id as u16);
         // A PF is rare; listing its directory is the only way to find the `virtfn*` links.
-        let mut virtfns: Vec<(u32, String)> = match self.fs.read_dir(&self.dir) {
+        let mut virtfns: Vec<(u32, String)> = match self.fs.read_dir(self.dir.path()) {
             Ok(entries) => entries
                 .into_iter()
                 .filter_map(|entry| {
@@ -417,7 +433,7 @@ impl DeviceReader<'_> {
             Err(error) => {
                 self.warn(format!(
                     "could not list {}: {}",
-                    self.dir.display(),
+                    self.dir.path().display(),
                     io_reason(&error)
                 ));
                 Vec::new()
@@ -447,12 +463,9 @@ impl DeviceReader<'_> {
     }
 
     fn msi_vectors(&mut self) -> InterruptVectors {
-        let dir = child(&self.dir, "msi_irqs");
-        let entries = match self.fs.read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                return InterruptVectors::default();
-            }
+        let entries = match self.dir.read_dir_if_exists("msi_irqs") {
+            Ok(Some(entries)) => entries,
+            Ok(None) => return InterruptVectors::default(),
             Err(error) => {
                 self.warn(format!(
                     "msi_irqs: could not be listed: {}",
@@ -466,7 +479,12 @@ impl DeviceReader<'_> {
             return InterruptVectors::default();
         };
         // A function uses MSI or MSI-X, never both at once, so one file tells the mode.
-        match self.fs.read_text(&dir.join(&first.name)) {
+        let mode = read_text_in(
+            &*self.dir,
+            &format!("msi_irqs/{}", first.name),
+            &mut self.text_bytes,
+        );
+        match mode {
             Ok(mode) if mode == "msix" => InterruptVectors {
                 msi: 0,
                 msix: count,

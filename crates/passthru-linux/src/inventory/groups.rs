@@ -5,11 +5,12 @@
 
 use std::path::Path;
 
-use passthru_core::hostfs::{EntryKind, HostFs};
+use passthru_core::hostfs::{EntryKind, HostDir, HostFs, child};
 use passthru_core::pci::PciAddress;
 
 use super::model::{GroupMember, IommuGroup, ReservedRegion};
-use super::sysfs_text::{file_name, io_reason, quote, read_optional_text};
+use super::sysfs_text::{file_name, io_reason, quote, read_optional_text_in};
+use super::workers::Scratch;
 
 /// Where the kernel lists IOMMU groups.
 pub(crate) const IOMMU_GROUPS: &str = "/sys/kernel/iommu_groups";
@@ -41,9 +42,17 @@ pub(crate) fn list_groups(fs: &dyn HostFs, warnings: &mut Vec<String>) -> Vec<(u
     groups
 }
 
-/// Reads one group directory.
-pub(crate) fn read_group(fs: &dyn HostFs, name: &str, number: u32) -> IommuGroup {
-    let dir = Path::new(IOMMU_GROUPS).join(name);
+/// Reads one group directory, `name` in `groups` (the opened [`IOMMU_GROUPS`]).
+pub(crate) fn read_group(
+    fs: &dyn HostFs,
+    groups: &dyn HostDir,
+    scratch: &mut Scratch<'_>,
+    name: &str,
+    number: u32,
+) -> IommuGroup {
+    let Scratch {
+        bytes, name: entry, ..
+    } = scratch;
     let mut group = IommuGroup {
         number,
         members: Vec::new(),
@@ -51,17 +60,20 @@ pub(crate) fn read_group(fs: &dyn HostFs, name: &str, number: u32) -> IommuGroup
         default_domain: None,
         warnings: Vec::new(),
     };
-    let devices = dir.join("devices");
-    match fs.read_dir(&devices) {
+    match groups.read_dir(in_group(entry, name, "devices")) {
         Ok(entries) => {
             for entry in entries {
-                group.members.push(read_member(
-                    fs,
-                    &devices,
-                    &entry.name,
-                    entry.kind,
-                    &mut group.warnings,
-                ));
+                let member = match entry.name.parse::<PciAddress>() {
+                    Ok(address) => GroupMember::Pci { address },
+                    Err(_) => read_other_member(
+                        fs,
+                        &child(groups.path(), &format!("{name}/devices")),
+                        &entry.name,
+                        entry.kind,
+                        &mut group.warnings,
+                    ),
+                };
+                group.members.push(member);
             }
         }
         Err(error) => group.warnings.push(format!(
@@ -69,7 +81,7 @@ pub(crate) fn read_group(fs: &dyn HostFs, name: &str, number: u32) -> IommuGroup
             io_reason(&error)
         )),
     }
-    match read_optional_text(fs, &dir.join("reserved_regions")) {
+    match read_optional_text_in(groups, in_group(entry, name, "reserved_regions"), bytes) {
         Ok(Some(text)) => {
             group.reserved_regions = parse_reserved_regions(&text, &mut group.warnings)
         }
@@ -79,7 +91,7 @@ pub(crate) fn read_group(fs: &dyn HostFs, name: &str, number: u32) -> IommuGroup
             io_reason(&error)
         )),
     }
-    match read_optional_text(fs, &dir.join("type")) {
+    match read_optional_text_in(groups, in_group(entry, name, "type"), bytes) {
         Ok(value) => group.default_domain = value.filter(|value| !value.is_empty()),
         Err(error) => group
             .warnings
@@ -88,16 +100,23 @@ pub(crate) fn read_group(fs: &dyn HostFs, name: &str, number: u32) -> IommuGroup
     group
 }
 
-fn read_member(
+/// `group/file` in `buffer`, which is reused: a big host has thousands of groups.
+fn in_group<'a>(buffer: &'a mut String, group: &str, file: &str) -> &'a str {
+    buffer.clear();
+    buffer.push_str(group);
+    buffer.push('/');
+    buffer.push_str(file);
+    buffer
+}
+
+/// A member that is not a PCI function (its name is no PCI address).
+fn read_other_member(
     fs: &dyn HostFs,
     devices: &Path,
     name: &str,
     kind: EntryKind,
     warnings: &mut Vec<String>,
 ) -> GroupMember {
-    if let Ok(address) = name.parse::<PciAddress>() {
-        return GroupMember::Pci { address };
-    }
     let link = devices.join(name);
     let sysfs_path = if kind == EntryKind::Symlink {
         match fs.resolve_link(&link) {

@@ -10,9 +10,9 @@ mod groups;
 pub mod host;
 pub mod model;
 mod sysfs_text;
+mod workers;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use passthru_core::hostfs::HostFs;
 use passthru_core::pci::PciAddress;
@@ -21,13 +21,9 @@ pub use model::*;
 
 use self::device::{DeviceContext, PCI_DEVICES, read_device, read_driver_names};
 use self::sysfs_text::{io_reason, quote};
+use self::workers::{Scratch, parallel_map};
 
 pub(crate) use sysfs_text::io_reason as io_error_reason;
-
-/// Items (devices, groups) per thread below which reading in parallel is not worth a thread.
-const ITEMS_PER_THREAD: usize = 64;
-/// Most threads used to read devices (sysfs reads scale with cores, then contend).
-const MAX_THREADS: usize = 8;
 
 /// Reads the whole host.
 pub fn read_inventory(fs: &dyn HostFs) -> Inventory {
@@ -53,8 +49,10 @@ pub fn read_inventory(fs: &dyn HostFs) -> Inventory {
         }
     }
     let context = DeviceContext {
+        bus: fs.open_dir(Path::new(PCI_DEVICES)),
         drivers: read_driver_names(fs).ok(),
     };
+    let groups_dir = fs.open_dir(Path::new(groups::IOMMU_GROUPS));
     let group_names = groups::list_groups(fs, &mut warnings);
     // Devices and groups are read by the same workers, so a big host keeps every core busy.
     let jobs: Vec<Job<'_>> = named
@@ -68,12 +66,19 @@ pub fn read_inventory(fs: &dyn HostFs) -> Inventory {
         .collect();
     let mut devices = Vec::with_capacity(named.len());
     let mut groups = Vec::with_capacity(group_names.len());
-    for done in parallel_map(&jobs, |job| match *job {
-        Job::Device(address, name) => {
-            Done::Device(Box::new(read_device(fs, &context, address, name)))
-        }
-        Job::Group(number, name) => Done::Group(groups::read_group(fs, name, number)),
-    }) {
+    let done = parallel_map(
+        &jobs,
+        || Scratch::new(fs),
+        |scratch, job| match *job {
+            Job::Device(address, name) => {
+                Done::Device(Box::new(read_device(fs, &context, scratch, address, name)))
+            }
+            Job::Group(number, name) => {
+                Done::Group(groups::read_group(fs, &*groups_dir, scratch, name, number))
+            }
+        },
+    );
+    for done in done {
         match done {
             Done::Device(device) => devices.push(*device),
             Done::Group(group) => groups.push(group),
@@ -99,50 +104,6 @@ enum Job<'a> {
 enum Done {
     Device(Box<model::PciDevice>),
     Group(IommuGroup),
-}
-
-/// Maps `work` over `items` on up to [`MAX_THREADS`] threads (one per core), keeping order.
-/// Workers take batches from a shared counter, so slow items (a PF with 60 VF links) do not
-/// leave the other cores idle.
-fn parallel_map<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    const BATCH: usize = 16;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(MAX_THREADS)
-        .min(items.len() / ITEMS_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return items.iter().map(&work).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let (work, next) = (&work, &next);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
-                        if start >= items.len() {
-                            break done;
-                        }
-                        for (index, item) in items.iter().enumerate().skip(start).take(BATCH) {
-                            done.push((index, work(item)));
-                        }
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|worker| match worker.join() {
-                Ok(results) => results,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    });
-    results.sort_unstable_by_key(|(index, _)| *index);
-    results.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Makes the devices' `iommu_group` links and the groups' member lists agree, and says so

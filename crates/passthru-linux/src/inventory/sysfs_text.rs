@@ -3,7 +3,7 @@
 use std::io;
 use std::path::Path;
 
-use passthru_core::hostfs::HostFs;
+use passthru_core::hostfs::{HostDir, trimmed_text};
 use passthru_core::pci::PciAddress;
 
 /// The innermost message of an I/O error (`Permission denied (os error 13)`), without the
@@ -62,13 +62,26 @@ pub(crate) fn addresses_in_path(path: &Path) -> Vec<PciAddress> {
         .collect()
 }
 
-/// Reads a text attribute; `Ok(None)` when it does not exist.
-pub(crate) fn read_optional_text(fs: &dyn HostFs, path: &Path) -> io::Result<Option<String>> {
-    match fs.read_text(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
-    }
+/// Reads the text attribute `name` of `dir` through the reused buffer `bytes`, trimmed like
+/// `HostFs::read_text`.
+pub(crate) fn read_text_in(
+    dir: &dyn HostDir,
+    name: &str,
+    bytes: &mut Vec<u8>,
+) -> io::Result<String> {
+    dir.read_into(name, usize::MAX, bytes)?;
+    Ok(trimmed_text(bytes).into_owned())
+}
+
+/// [`read_text_in`]; `Ok(None)` when the attribute does not exist.
+pub(crate) fn read_optional_text_in(
+    dir: &dyn HostDir,
+    name: &str,
+    bytes: &mut Vec<u8>,
+) -> io::Result<Option<String>> {
+    Ok(dir
+        .read_if_exists(name, usize::MAX, bytes)?
+        .then(|| trimmed_text(bytes).into_owned()))
 }
 
 #[cfg(test)]

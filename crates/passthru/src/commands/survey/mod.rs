@@ -128,6 +128,9 @@ pub(crate) fn run(args: SurveyArgs, global: &GlobalArgs) -> Result<ExitCode, Fai
     }
     if global.json {
         print_json(&report)?;
+        // The process ends now: freeing a big host's thousands of devices one allocation at a
+        // time would only delay the exit that returns all of it at once.
+        std::mem::forget(report);
     } else {
         let text = render::render(&report);
         let mut stdout = anstream::stdout().lock();

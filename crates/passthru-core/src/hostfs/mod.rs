@@ -5,9 +5,19 @@
 //! production, a temp dir in tests, a mounted image with `--root`); a replayed snapshot
 //! implements the same trait from memory. Paths outside the root can never be reached, because
 //! symlinks are resolved lexically against the host-absolute path, not by the OS.
+//!
+//! Readers that read many files of one directory (a PCI function's attributes) open it once
+//! with [`HostFs::open_dir`] and read its entries by name through a [`HostDir`]: on Linux a
+//! real tree then looks each name up relative to an open directory instead of walking the
+//! whole path again for every attribute.
+
+mod dir;
+mod sys;
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
+
+pub use dir::{HostDir, PathDir, trimmed_text};
 
 /// The kind of a directory entry, as far as inventory readers care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +89,55 @@ pub trait HostFs: Send + Sync {
     fn resolve_link(&self, path: &Path) -> io::Result<PathBuf> {
         let target = self.read_link(path)?;
         let base = path.parent().unwrap_or(Path::new("/"));
-        Ok(normalize(&base.join(target)))
+        Ok(resolve_lexically(base, &target))
+    }
+
+    /// Opens the directory `path` for reading many of its entries by name. The default reads
+    /// each entry by its full path through this `HostFs`, so a wrapper (such as the snapshot
+    /// recorder) sees every read; [`RealFs`] opens the directory once. Never fails: a directory
+    /// that cannot be opened reports its error on each read, as reads by path would.
+    fn open_dir(&self, path: &Path) -> Box<dyn HostDir + '_> {
+        Box::new(PathDir::new(self, path))
+    }
+}
+
+/// `base` joined with a symlink's `target` and normalized, as [`HostFs::resolve_link`] does.
+/// Sysfs links are relative (`../../../devices/pci0000:00/...`): for a plain absolute `base`
+/// they are applied on the text directly, without splitting `base` into components again.
+pub fn resolve_lexically(base: &Path, target: &Path) -> PathBuf {
+    let (Some(base_text), Some(target_text)) = (base.to_str(), target.to_str()) else {
+        return normalize(&base.join(target));
+    };
+    if !is_plain_absolute(base_text.as_bytes()) || target_text.starts_with('/') {
+        return normalize(&base.join(target));
+    }
+    let mut out = String::with_capacity(base_text.len() + target_text.len());
+    out.push_str(if base_text == "/" { "" } else { base_text });
+    for name in target_text.split('/') {
+        match name {
+            "" | "." => {}
+            ".." => out.truncate(out.rfind('/').unwrap_or(0)),
+            name => {
+                out.push('/');
+                out.push_str(name);
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    PathBuf::from(out)
+}
+
+/// An absolute path with no `.` or `..` components, no doubled `/` and no trailing `/`: the
+/// shape readers build, which needs no normalizing.
+fn is_plain_absolute(bytes: &[u8]) -> bool {
+    match bytes.split_first() {
+        Some((b'/', [])) => true,
+        Some((b'/', names)) => names
+            .split(|byte| *byte == b'/')
+            .all(|name| !name.is_empty() && name != b"." && name != b".."),
+        _ => false,
     }
 }
 
@@ -135,9 +193,7 @@ impl RealFs {
         // survey maps tens of thousands of them on a big host.
         let bytes = path.as_os_str().as_encoded_bytes();
         if bytes.len() > 1
-            && bytes[0] == b'/'
-            && !bytes.ends_with(b"/")
-            && !bytes.windows(2).any(|pair| pair == b"/." || pair == b"//")
+            && is_plain_absolute(bytes)
             && let Ok(relative) = std::str::from_utf8(&bytes[1..])
         {
             return child(&self.root, relative);
@@ -152,54 +208,61 @@ impl RealFs {
     }
 }
 
-/// Reads up to `limit` bytes with plain `read` calls. `fs::read` first asks for the file's
-/// size (`statx`, `lseek`), which sysfs answers with a meaningless 4096; on a host with
+/// Reads up to `limit` bytes of a file with plain `read` calls. `fs::read` first asks for the
+/// file's size (`statx`, `lseek`), which sysfs answers with a meaningless 4096; on a host with
 /// thousands of PCI functions those extra calls are a third of survey's system time.
-///
-/// `whole_in_one_read`: sysfs attributes hand over their whole value in the first `read`
-/// (one `show()` call, at most a page; binary attributes such as `config` fill the buffer up to
-/// their size), so a short read is the end and the extra `read` that would return 0 is skipped.
-/// procfs files do not promise that and are read to the end.
 fn read_file(path: &Path, limit: usize, whole_in_one_read: bool) -> io::Result<Vec<u8>> {
-    use std::io::Read;
     // `fs_err::File` copies the path into every file it opens; on this hot path the path is
     // only needed for the error message, which this adds itself (same wording as fs-err).
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .open(path)
-        .map_err(|error| {
-            io::Error::new(
-                error.kind(),
-                format!("failed to open file `{}`: {error}", path.display()),
-            )
-        })?;
+        .map_err(|error| with_path("failed to open file", path, error))?;
     let mut bytes = Vec::new();
+    read_open_file(&mut file, limit, whole_in_one_read, &mut bytes)
+        .map_err(|error| with_path("failed to read from file", path, error))?;
+    Ok(bytes)
+}
+
+/// Reads up to `limit` bytes of an open file into `bytes` (cleared first).
+///
+/// `whole_in_one_read`: sysfs attributes hand over their whole value in the first `read`
+/// (one `show()` call, at most a page; binary attributes such as `config` fill the buffer up to
+/// their size), so a short read is the end and the extra `read` that would return 0 is skipped.
+/// procfs files do not promise that and are read to the end.
+fn read_open_file(
+    file: &mut std::fs::File,
+    limit: usize,
+    whole_in_one_read: bool,
+    bytes: &mut Vec<u8>,
+) -> io::Result<()> {
+    use std::io::Read;
+    bytes.clear();
     let mut chunk = [0u8; 4096];
     while bytes.len() < limit {
         let wanted = chunk.len().min(limit - bytes.len());
         match file.read(&mut chunk[..wanted]) {
             Ok(0) => break,
             Ok(count) => {
-                if bytes.is_empty() {
-                    // One exact allocation for the usual one-read attribute.
-                    bytes = chunk[..count].to_vec();
-                } else {
-                    bytes.extend_from_slice(&chunk[..count]);
-                }
+                bytes.extend_from_slice(&chunk[..count]);
                 if whole_in_one_read && count < wanted {
                     break;
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                return Err(io::Error::new(
-                    error.kind(),
-                    format!("failed to read from file `{}`: {error}", path.display()),
-                ));
-            }
+            Err(error) => return Err(error),
         }
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// `error` with fs-err's wording (`failed to open file `PATH`: REASON`), so every I/O error
+/// names its path whichever way the file was reached.
+fn with_path(what: &str, path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("{what} `{}`: {error}", path.display()),
+    )
 }
 
 impl HostFs for RealFs {
@@ -213,6 +276,10 @@ impl HostFs for RealFs {
 
     fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
         fs_err::read_link(self.real_path(path))
+    }
+
+    fn open_dir(&self, path: &Path) -> Box<dyn HostDir + '_> {
+        sys::open_dir(self, path)
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<Entry>> {
