@@ -8,6 +8,8 @@ use anstyle::{AnsiColor, Style};
 
 use crate::cli::ColorChoice;
 
+mod indented;
+
 /// Applies the `--color` choice to everything written through `anstream`.
 pub(crate) fn init_color(choice: ColorChoice) {
     let choice = match choice {
@@ -43,7 +45,7 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> 
     // JSON carries no colour, so it skips anstream's escape-stripping pass.
     let stdout = std::io::stdout().lock();
     let mut writer = std::io::BufWriter::with_capacity(1 << 16, stdout);
-    serde_json::to_writer_pretty(&mut writer, value)
+    indented::to_writer_indented(&mut writer, value)
         .map_err(|error| Failure::new(format!("could not write JSON: {error}")))?;
     writer
         .write_all(b"\n")
@@ -58,7 +60,7 @@ pub(crate) fn print_json_to<T: serde::Serialize>(
     out: &mut dyn Write,
     value: &T,
 ) -> Result<(), Failure> {
-    serde_json::to_writer_pretty(&mut *out, value)
+    indented::to_writer_indented(&mut *out, value)
         .map_err(|error| Failure::new(format!("could not write JSON: {error}")))?;
     out.write_all(b"\n")
         .and_then(|()| out.flush())

@@ -61,13 +61,44 @@ impl PciAddress {
     }
 }
 
+/// Room for the longest address text: an eight-digit domain, then `:BB:DD.F` with a function
+/// of up to two digits (the fields are public, so a function above 7 can be printed).
+const MAX_TEXT_LEN: usize = 8 + 1 + 2 + 1 + 2 + 1 + 2;
+
+impl PciAddress {
+    /// Writes `DDDD:BB:DD.F` (`{:04x}:{:02x}:{:02x}.{:x}`) into `buffer` by hand: a survey
+    /// prints several addresses per device, and `fmt`'s padding machinery was a visible cost.
+    fn write_text(self, buffer: &mut [u8; MAX_TEXT_LEN]) -> &str {
+        let mut len = push_hex(buffer, 0, self.domain, 4);
+        for (separator, value, min_digits) in [
+            (b':', self.bus, 2),
+            (b':', self.device, 2),
+            (b'.', self.function, 1),
+        ] {
+            buffer[len] = separator;
+            len = push_hex(buffer, len + 1, u32::from(value), min_digits);
+        }
+        std::str::from_utf8(&buffer[..len]).expect("hex digits and separators are ASCII")
+    }
+}
+
+/// Writes `value` in lowercase hex, at least `min_digits` long, at `buffer[at..]`; returns the
+/// index after it.
+fn push_hex(buffer: &mut [u8], at: usize, value: u32, min_digits: u32) -> usize {
+    let digits = (u32::BITS - value.leading_zeros())
+        .div_ceil(4)
+        .max(min_digits);
+    let mut at = at;
+    for digit in (0..digits).rev() {
+        buffer[at] = b"0123456789abcdef"[(value >> (4 * digit)) as usize & 0xf];
+        at += 1;
+    }
+    at
+}
+
 impl fmt::Display for PciAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04x}:{:02x}:{:02x}.{:x}",
-            self.domain, self.bus, self.device, self.function
-        )
+        f.write_str(self.write_text(&mut [0; MAX_TEXT_LEN]))
     }
 }
 
@@ -116,7 +147,7 @@ impl FromStr for PciAddress {
 
 impl Serialize for PciAddress {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.write_text(&mut [0; MAX_TEXT_LEN]))
     }
 }
 
@@ -167,6 +198,14 @@ mod tests {
         fn display_round_trips(domain in any::<u32>(), bus in any::<u8>(), device in 0u8..32, function in 0u8..8) {
             let address = PciAddress::new(domain, bus, device, function).unwrap();
             prop_assert_eq!(address.to_string().parse::<PciAddress>().unwrap(), address);
+        }
+
+        #[test]
+        fn text_is_the_padded_hex_form(domain in any::<u32>(), bus in any::<u8>(), device in any::<u8>(), function in any::<u8>()) {
+            let address = PciAddress { domain, bus, device, function };
+            let expected = format!("{domain:04x}:{bus:02x}:{device:02x}.{function:x}");
+            prop_assert_eq!(address.to_string(), expected.clone());
+            prop_assert_eq!(serde_json::to_string(&address).unwrap(), format!("\"{expected}\""));
         }
 
         #[test]
