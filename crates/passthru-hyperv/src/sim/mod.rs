@@ -4,7 +4,7 @@
 //! action, dynamic memory, GPU partition adapters, assigned devices), partitionable GPUs and
 //! their partition counts, PCI devices moving between host → dismounted (`PCIP\`) → VM, the
 //! policy values, disks — and executes the [`Request`]s carried by each script, refusing the
-//! way Hyper-V refuses, with Hyper-V's recorded messages where we have them ([`messages`]).
+//! way Hyper-V refuses, with Hyper-V's recorded messages where we have them (`sim/messages.rs`).
 //! Its answers are the JSON lines the real scripts print, so everything after the port (answer
 //! parsing, error classification, planners, executor, CLI) runs unchanged against it.
 //!

@@ -17,7 +17,7 @@
 //! - the host's display adapters with their class-key values and driver-store folder.
 //!
 //! It answers with the JSON text the real scripts print (which the port's envelope carries as
-//! one string) and fails the way Windows does ([`messages`]): an unknown VM, the disk of a
+//! one string) and fails the way Windows does (`messages.rs`): an unknown VM, the disk of a
 //! running VM or a disk already mounted (in use), a disk that is not mounted, a hive whose
 //! volume is not mounted, a mount name already taken, a write below a hive that is not loaded.
 //! Faults injected in the state's `faults` apply to these requests too, by
