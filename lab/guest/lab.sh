@@ -37,6 +37,11 @@ NL='
 '
 
 # record TYPE FIELD... : one line on the channel.
+#
+# /init keeps the channel open on fd 9 for the whole boot (LAB_CHANNEL_FD=9, inherited by every
+# scenario): opening and closing the serial port for each record makes the kernel shut the port
+# down and start it up again every time, and a whole record (a `blob-end`) went missing that way
+# once. A lab shell has no fd 9; there each record opens the port.
 record() {
   line=$1
   shift
@@ -45,7 +50,11 @@ record() {
     field=${field//$TAB/\\t}
     line="$line$TAB${field//$NL/\\n}"
   done
-  printf '%s\n' "$line" >>"$LAB_CHANNEL"
+  if [ "$LAB_CHANNEL_FD" = 9 ]; then
+    printf '%s\n' "$line" >&9
+  else
+    printf '%s\n' "$line" >>"$LAB_CHANNEL"
+  fi
 }
 
 _check() {
@@ -78,7 +87,11 @@ _send_blob() {
   size=$(wc -c <"$path")
   sum=$(sha256sum "$path")
   record blob "$LAB_SCENARIO" "$kind" "$3" "$size" "${sum%% *}"
-  base64 -w 76 "$path" >>"$LAB_CHANNEL"
+  if [ "$LAB_CHANNEL_FD" = 9 ]; then
+    base64 -w 76 "$path" >&9
+  else
+    base64 -w 76 "$path" >>"$LAB_CHANNEL"
+  fi
   record blob-end
   rm -f /tmp/.lab-blob.gz
 }
