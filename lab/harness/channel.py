@@ -95,8 +95,11 @@ def _decode_blob(header: list[str], lines: list[str]) -> Blob:
 
 def parse(text: str) -> BootRecord:
     boot = BootRecord()
-    lines = iter(text.replace("\r", "").splitlines())
-    for line in lines:
+    lines = text.replace("\r", "").splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
         kind, *fields = [_unescape(f) for f in line.split("\t")]
         scenario = boot.scenarios.get(fields[0]) if fields else None
         if kind == "boot" and len(fields) == 2:
@@ -106,12 +109,21 @@ def parse(text: str) -> BootRecord:
         elif kind == "check" and scenario and len(fields) == 5:
             scenario.checks.append(Check(*fields[1:]))
         elif kind == "blob" and scenario and len(fields) == 5:
-            body = []
-            for data_line in lines:
-                if data_line == "blob-end":
+            body, ended = [], False
+            # Base64 has no tabs and every record has one: a record inside a blob means its
+            # `blob-end` was lost. Keep the record, and say what happened to the blob.
+            while index < len(lines) and "\t" not in lines[index]:
+                index += 1
+                if lines[index - 1] == "blob-end":
+                    ended = True
                     break
-                body.append(data_line)
-            scenario.blobs.append(_decode_blob(fields[1:], body))
+                body.append(lines[index - 1])
+            blob = _decode_blob(fields[1:], body)
+            if not ended and blob.problem is None:
+                blob.problem = "its blob-end never arrived"
+            elif not ended:
+                blob.problem += " (and its blob-end never arrived)"
+            scenario.blobs.append(blob)
         elif kind == "end" and scenario and len(fields) == 3 and fields[1].isdigit():
             scenario.exit_status, scenario.ended = int(fields[1]), _seconds(fields[2])
         elif kind == "finished" and len(fields) == 1:

@@ -67,6 +67,34 @@ class ChannelTest(unittest.TestCase):
         blob = channel.parse(text).scenarios["demo"].blobs[0]
         self.assertIn("the guest sent 17 bytes", blob.problem)
 
+    def test_records_go_through_the_open_channel_of_init(self):
+        with tempfile.NamedTemporaryFile() as file:
+            file.write(b"kept open")
+            file.flush()
+            script = (f'exec 9>>"$LAB_CHANNEL"; LAB_CHANNEL_FD=9; expect_eq same a a; '
+                      f'send_file {file.name} kept.bin; LAB_CHANNEL=/nonexistent/channel; '
+                      'record end demo 0 2')  # fmt: skip
+            text = "begin\tdemo\t1.0\n" + guest_records(script)
+        record = channel.parse(text).scenarios["demo"]
+        self.assertEqual([check.description for check in record.checks], ["same"])
+        self.assertEqual((record.blobs[0].data, record.blobs[0].problem), (b"kept open", None))
+        self.assertEqual(record.exit_status, 0)
+
+    def test_a_lost_blob_end_costs_that_blob_only(self):
+        data = b"scenario log"
+        digest = hashlib.sha256(data).hexdigest()
+        body = base64.b64encode(data).decode()
+        text = (f"begin\tdemo\t1\nblob\tdemo\tlog\tdemo.log\t{len(data)}\t{digest}\n{body}\n"
+                "end\tdemo\t0\t2\nbegin\tnext\t3\ncheck\tnext\td\teq\t1\t1\n"
+                "end\tnext\t0\t4\nfinished\t5\n")  # fmt: skip
+        boot = channel.parse(text)
+        blob = boot.scenarios["demo"].blobs[0]
+        self.assertEqual((blob.data, blob.problem), (data, "its blob-end never arrived"))
+        self.assertEqual(boot.scenarios["demo"].exit_status, 0)
+        self.assertEqual(len(boot.scenarios["next"].checks), 1)
+        self.assertTrue(boot.finished)
+        self.assertEqual(boot.garbage, [])
+
     def test_a_truncated_channel_leaves_the_scenario_unfinished(self):
         boot = channel.parse("boot\t6.1.0\t3.2\nbegin\tdemo\t4.0\ncheck\tdemo\td\teq\t1")
         self.assertFalse(boot.finished)
