@@ -50,10 +50,16 @@ record() {
     field=${field//$TAB/\\t}
     line="$line$TAB${field//$NL/\\n}"
   done
+  _to_channel printf '%s\n' "$line"
+}
+
+# _to_channel COMMAND... : runs COMMAND with its output on the channel (a function, not a pipe:
+# `printf` stays a builtin, no fork).
+_to_channel() {
   if [ "$LAB_CHANNEL_FD" = 9 ]; then
-    printf '%s\n' "$line" >&9
+    "$@" >&9
   else
-    printf '%s\n' "$line" >>"$LAB_CHANNEL"
+    "$@" >>"$LAB_CHANNEL"
   fi
 }
 
@@ -87,11 +93,7 @@ _send_blob() {
   size=$(wc -c <"$path")
   sum=$(sha256sum "$path")
   record blob "$LAB_SCENARIO" "$kind" "$3" "$size" "${sum%% *}"
-  if [ "$LAB_CHANNEL_FD" = 9 ]; then
-    base64 -w 76 "$path" >&9
-  else
-    base64 -w 76 "$path" >>"$LAB_CHANNEL"
-  fi
+  _to_channel base64 -w 76 "$path"
   record blob-end
   rm -f /tmp/.lab-blob.gz
 }
